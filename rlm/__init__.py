@@ -1,0 +1,79 @@
+"""rlm: a Recursive Language Model runtime.
+
+Context is external state (``rlm.context_access``), the model reasons on
+bounded chunks (``rlm.subcalls``), guards halt before a limit is crossed
+(``rlm.guards``), and Python runs the task and aggregates (``rlm.runtime``).
+"""
+
+from __future__ import annotations
+
+from rlm.context_access import (
+    Chunk,
+    Context,
+    Match,
+    context_chunks,
+    context_finditer,
+    context_head,
+    context_search,
+    context_slice,
+    context_tail,
+    open_context,
+)
+from rlm.errors import (
+    ConfigError,
+    ContextAccessError,
+    CostLimitError,
+    GuardError,
+    RecursionDepthError,
+    RLMError,
+    RuntimeLimitError,
+    SubcallError,
+    SubcallParseError,
+    TaskError,
+    TokenLimitError,
+)
+from rlm.guards import GuardConfig, init_guards
+from rlm.runtime import TaskBuilder, publish, run_task
+from rlm.subcalls import (
+    parallel_map,
+    semantic_subcall,
+    semantic_subcall_bool,
+    semantic_subcall_choice,
+    semantic_subcall_json,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Chunk",
+    "Context",
+    "Match",
+    "open_context",
+    "context_head",
+    "context_tail",
+    "context_slice",
+    "context_search",
+    "context_finditer",
+    "context_chunks",
+    "GuardConfig",
+    "init_guards",
+    "semantic_subcall",
+    "semantic_subcall_json",
+    "semantic_subcall_bool",
+    "semantic_subcall_choice",
+    "parallel_map",
+    "run_task",
+    "TaskBuilder",
+    "publish",
+    "RLMError",
+    "ConfigError",
+    "ContextAccessError",
+    "GuardError",
+    "CostLimitError",
+    "TokenLimitError",
+    "RecursionDepthError",
+    "RuntimeLimitError",
+    "SubcallError",
+    "SubcallParseError",
+    "TaskError",
+]

@@ -1,0 +1,508 @@
+"""Explicit, audited navigation of a context that never enters a prompt whole.
+
+A task receives a :class:`Context`, not a string. Text passed as ``str`` is
+kept in memory; a file is memory-mapped read-only, so a 20 GB log costs page
+cache, not heap. Every function here returns bounded :class:`Chunk` pieces
+that remember their span, and records the access on the context (and on the
+current run's trace, when there is one).
+
+Positions are offsets into the context: characters for in-memory text, bytes
+for a mapped file. Every function accepts the positions the others return.
+
+Clamping rule: a position below 0 is read as 0 and one past the end as the
+end (``context_slice(ctx, m.start - 200, m.end + 200)`` is always safe); an
+empty or inverted span gives an empty chunk. Negative positions are *not*
+counted from the end. Over a mapped file, a span boundary that falls inside a
+multi-byte UTF-8 character is moved outward to the character's edge, so a
+slice never returns less than asked for and never splits a character;
+invalid UTF-8 decodes to U+FFFD.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import re
+import threading
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Union
+
+from rlm._regex import BytesSearcher
+from rlm.errors import ContextAccessError
+from rlm.guards import current_run
+
+__all__ = [
+    "Access",
+    "Chunk",
+    "Context",
+    "ContextSource",
+    "Match",
+    "DEFAULT_MAX_HITS",
+    "DEFAULT_CHUNK_SIZE",
+    "open_context",
+    "context_head",
+    "context_tail",
+    "context_slice",
+    "context_search",
+    "context_finditer",
+    "context_chunks",
+]
+
+#: Bounded default for ``context_search`` (rule 3: bound every iteration).
+DEFAULT_MAX_HITS = 100
+#: Default piece size for ``context_chunks``, in positions.
+DEFAULT_CHUNK_SIZE = 4000
+#: How many recent accesses a context keeps in memory; the trace keeps all.
+_ACCESS_LOG_SIZE = 10_000
+#: Line numbers are counted lazily, with a checkpoint every block.
+_LINE_BLOCK = 4 << 20
+
+
+class Chunk(str):
+    """Text read from a context, carrying the span ``[start, end)`` it came from.
+
+    It is a ``str`` in every way (string methods return plain ``str``); the
+    span lets a subcall and the trace say exactly where its text came from.
+    """
+
+    start: int
+    end: int
+
+    def __new__(cls, text: str, start: int, end: int) -> Chunk:
+        obj = super().__new__(cls, text)
+        obj.start = start
+        obj.end = end
+        return obj
+
+    @property
+    def span(self) -> tuple[int, int]:
+        return (self.start, self.end)
+
+    def __getnewargs__(self) -> tuple[str, int, int]:  # type: ignore[override]
+        return (str(self), self.start, self.end)
+
+    def __repr__(self) -> str:
+        text = str.__repr__(self)
+        if len(text) > 60:
+            text = text[:57] + "..."
+        return f"Chunk({text}, start={self.start}, end={self.end})"
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """One recorded read of a context: which function, which span, how much came back."""
+
+    function: str
+    start: int
+    end: int
+    returned: int
+    detail: str = ""
+
+
+ContextSource = Union[str, "os.PathLike[str]", "Context"]
+
+
+class _LineIndex:
+    """Maps positions to 1-based line numbers, counting newlines only when asked.
+
+    Checkpoints every block bound a random lookup to one block of counting,
+    and a cursor makes lookups in increasing order cost one pass in total.
+    """
+
+    def __init__(self, count: Callable[[int, int], int]) -> None:
+        self._count = count
+        self._lock = threading.Lock()
+        self._checkpoints = [0]  # newlines before k * _LINE_BLOCK
+        self._cursor = (0, 0)  # (position, newlines before it)
+
+    def line_at(self, pos: int) -> int:
+        with self._lock:
+            block = pos // _LINE_BLOCK
+            cps = self._checkpoints
+            while len(cps) <= block:
+                k = len(cps)
+                cps.append(cps[-1] + self._count((k - 1) * _LINE_BLOCK, k * _LINE_BLOCK))
+            cur_pos, cur_lines = self._cursor
+            if block * _LINE_BLOCK <= cur_pos <= pos:
+                lines = cur_lines + self._count(cur_pos, pos)
+            else:
+                lines = cps[block] + self._count(block * _LINE_BLOCK, pos)
+            self._cursor = (pos, lines)
+            return lines + 1
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Match:
+    """One search hit: its span, its text (a :class:`Chunk`) and its 1-based line.
+
+    ``line`` is counted on first use (one pass over the context at most), so
+    counting a million hits does not pay for line numbers nobody reads.
+    """
+
+    start: int
+    end: int
+    _raw: str | bytes = field(repr=False)
+    _groups: tuple[str | bytes | None, ...] = field(repr=False)
+    _lines: _LineIndex = field(repr=False)
+
+    @property
+    def text(self) -> Chunk:
+        return Chunk(_decode(self._raw), self.start, self.end)
+
+    @property
+    def line(self) -> int:
+        return self._lines.line_at(self.start)
+
+    @property
+    def groups(self) -> tuple[str | None, ...]:
+        return tuple(None if g is None else _decode(g) for g in self._groups)
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready view: span, line and text."""
+        return {"start": self.start, "end": self.end, "line": self.line, "text": str(self.text)}
+
+    def __repr__(self) -> str:
+        return f"Match(start={self.start}, end={self.end}, line={self.line}, text={str(self.text)!r})"
+
+
+def _decode(raw: str | bytes) -> str:
+    return raw if isinstance(raw, str) else raw.decode("utf-8", errors="replace")
+
+
+class Context:
+    """The document a task works on, held outside every prompt.
+
+    Build one with :func:`open_context`. It refuses ``ctx[a:b]``, iteration
+    and ``str(ctx)`` so that the whole text cannot slip into a prompt; use the
+    ``context_*`` functions instead. ``len(ctx)`` is its size in positions.
+    """
+
+    def __init__(
+        self,
+        *,
+        text: str | None = None,
+        path: Path | None = None,
+        name: str | None = None,
+    ) -> None:
+        self._text = text
+        self._mm: mmap.mmap | None = None
+        self._file = None
+        self.path = path
+        if path is not None:
+            self._file = open(path, "rb")
+            size = os.fstat(self._file.fileno()).st_size
+            # An empty file cannot be mapped; it is a valid empty context.
+            if size:
+                self._mm = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+            self._length = size
+        else:
+            assert text is not None
+            self._length = len(text)
+        self.name = name or (str(path) if path is not None else "<text>")
+        self.accesses: deque[Access] = deque(maxlen=_ACCESS_LOG_SIZE)
+        self.access_count = 0
+        self._lines = _LineIndex(self._count_newlines)
+        self._closed = False
+
+    # -- what a context is ---------------------------------------------------
+    @property
+    def unit(self) -> str:
+        """What a position counts: ``"chars"`` for text, ``"bytes"`` for a mapped file."""
+        return "bytes" if self.path is not None else "chars"
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def describe(self) -> dict[str, object]:
+        """A secret-free description for traces and summaries."""
+        return {"name": self.name, "length": self._length, "unit": self.unit, "mapped": self._mm is not None}
+
+    def close(self) -> None:
+        """Unmap and close the file. Text contexts have nothing to release."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._mm is not None:
+            self._mm.close()
+        if self._file is not None:
+            self._file.close()
+
+    def __enter__(self) -> Context:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __repr__(self) -> str:
+        return f"<Context {self.name!r} {self._length} {self.unit}>"
+
+    # -- rule 2, enforced ----------------------------------------------------
+    def __getitem__(self, key: object) -> str:
+        raise ContextAccessError(
+            "Contexts cannot be indexed or sliced directly (rule 2). "
+            "Use context_slice(ctx, start, end), context_head(ctx, n) or context_tail(ctx, n)."
+        )
+
+    def __iter__(self) -> Iterator[str]:
+        raise ContextAccessError(
+            "Contexts cannot be iterated directly (rule 2). "
+            "Use context_chunks(ctx, size) to walk it in bounded pieces."
+        )
+
+    def __contains__(self, item: object) -> bool:
+        raise ContextAccessError(
+            "'x in ctx' would scan the whole context unaudited. Use context_search(ctx, pattern, max_hits=1)."
+        )
+
+    def __str__(self) -> str:
+        raise ContextAccessError(
+            "A context cannot be turned into one string (rule 1: never load the context into a prompt). "
+            "Narrow it with context_search / context_slice and pass bounded chunks to subcalls."
+        )
+
+    def __format__(self, spec: str) -> str:
+        return self.__str__()
+
+    # -- raw reads (internal) ------------------------------------------------
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ContextAccessError(f"Context {self.name!r} is closed; open it again with open_context().")
+
+    def _record(self, function: str, start: int, end: int, returned: int, detail: str = "") -> None:
+        access = Access(function, start, end, returned, detail)
+        self.accesses.append(access)
+        self.access_count += 1
+        run = current_run()
+        if run is not None:
+            run.on_context_access(self, access)
+
+    def _snap(self, pos: int, forward: bool) -> int:
+        """Move a byte position off a UTF-8 continuation byte (outward)."""
+        mm = self._mm
+        if mm is None:
+            return pos
+        n = self._length
+        for _ in range(3):
+            if pos <= 0 or pos >= n or (mm[pos] & 0xC0) != 0x80:
+                break
+            pos += 1 if forward else -1
+        return pos
+
+    def _clamp(self, start: int, end: int) -> tuple[int, int]:
+        start = min(max(int(start), 0), self._length)
+        end = min(max(int(end), 0), self._length)
+        if end <= start:
+            return start, start
+        return self._snap(start, forward=False), self._snap(end, forward=True)
+
+    def _read(self, start: int, end: int) -> str:
+        if self._text is not None:
+            return self._text[start:end]
+        if self._mm is None or end <= start:
+            return ""
+        return self._mm[start:end].decode("utf-8", errors="replace")
+
+    def _rfind_newline(self, lo: int, hi: int) -> int:
+        if self._text is not None:
+            return self._text.rfind("\n", lo, hi)
+        if self._mm is None:
+            return -1
+        return self._mm.rfind(b"\n", lo, hi)
+
+    def _count_newlines(self, start: int, end: int) -> int:
+        if self._text is not None:
+            return self._text.count("\n", start, end)
+        if self._mm is None:
+            return 0
+        self._check_open()
+        # Counted in bounded pieces: slicing an mmap copies.
+        total = 0
+        for a in range(start, end, _LINE_BLOCK):
+            total += self._mm[a : min(a + _LINE_BLOCK, end)].count(b"\n")
+        return total
+
+
+def open_context(source: ContextSource, *, name: str | None = None) -> Context:
+    """Build a context from text (``str``), a file (``pathlib.Path`` or any ``os.PathLike``) or a context.
+
+    A ``str`` is always text, never a path. A file is opened read-only and
+    memory-mapped, never read whole; an empty file is a valid empty context.
+    """
+    if isinstance(source, Context):
+        return source
+    if isinstance(source, str):
+        return Context(text=source, name=name)
+    if isinstance(source, os.PathLike):
+        path = Path(os.fspath(source))
+        if not path.exists():
+            raise ContextAccessError(f"No such file: {path}. Check the path, or pass text as a str.")
+        if path.is_dir():
+            raise ContextAccessError(f"{path} is a directory; pass a file.")
+        try:
+            return Context(path=path, name=name)
+        except OSError as exc:
+            raise ContextAccessError(f"Cannot read {path}: {exc.strerror or exc}. Check its permissions.") from exc
+    raise ContextAccessError(
+        f"Cannot build a context from {type(source).__name__}; pass a str of text, a pathlib.Path, or a Context."
+    )
+
+
+def _ctx(ctx: ContextSource) -> Context:
+    context = open_context(ctx)
+    context._check_open()
+    return context
+
+
+def context_head(ctx: ContextSource, n: int = 1000) -> Chunk:
+    """The first ``n`` positions of the context."""
+    context = _ctx(ctx)
+    start, end = context._clamp(0, n)
+    text = context._read(start, end)
+    context._record("context_head", start, end, len(text))
+    return Chunk(text, start, end)
+
+
+def context_tail(ctx: ContextSource, n: int = 1000) -> Chunk:
+    """The last ``n`` positions of the context."""
+    context = _ctx(ctx)
+    start, end = context._clamp(len(context) - max(int(n), 0), len(context))
+    text = context._read(start, end)
+    context._record("context_tail", start, end, len(text))
+    return Chunk(text, start, end)
+
+
+def context_slice(ctx: ContextSource, start: int, end: int) -> Chunk:
+    """The text between ``start`` and ``end``, clamped to the context (see the module docs)."""
+    context = _ctx(ctx)
+    start, end = context._clamp(start, end)
+    text = context._read(start, end)
+    context._record("context_slice", start, end, len(text))
+    return Chunk(text, start, end)
+
+
+def _compile(context: Context, pattern: str | re.Pattern[str], flags: int) -> re.Pattern[str] | BytesSearcher:
+    source, all_flags = (pattern.pattern, pattern.flags | flags) if isinstance(pattern, re.Pattern) else (pattern, flags)
+    if isinstance(source, bytes):
+        source = source.decode("utf-8", errors="strict")
+    try:
+        if context._text is not None:
+            return re.compile(source, all_flags)
+        return BytesSearcher(source.encode("utf-8"), all_flags & ~re.UNICODE)
+    except (re.error, ValueError) as exc:
+        raise ContextAccessError(
+            f"Invalid search pattern {source!r}: {exc}. Patterns use Python re syntax; "
+            "escape special characters with re.escape() to search for literal text."
+        ) from exc
+
+
+def context_finditer(
+    ctx: ContextSource,
+    pattern: str | re.Pattern[str],
+    *,
+    flags: int = 0,
+    start: int = 0,
+    end: int | None = None,
+) -> Iterator[Match]:
+    """Yield every match of ``pattern`` in order, lazily; prefer ``context_search`` with ``max_hits``.
+
+    Over a mapped file the pattern is matched against UTF-8 bytes: ``\\w``,
+    ``\\d`` and ``re.IGNORECASE`` are ASCII-only there.
+    """
+    context = _ctx(ctx)
+    rx = _compile(context, pattern, flags)
+    lo, hi = context._clamp(start, len(context) if end is None else end)
+    hits = 0
+    last = lo
+    try:
+        if context._text is not None:
+            assert isinstance(rx, re.Pattern)
+            for m in rx.finditer(context._text, lo, hi):
+                hits += 1
+                last = m.end()
+                yield Match(m.start(), m.end(), m.group(), m.groups(), context._lines)
+        elif context._mm is not None:
+            assert isinstance(rx, BytesSearcher)
+            for s, e, raw, groups in rx.finditer(context._mm, lo, hi):
+                hits += 1
+                last = e
+                yield Match(s, e, raw, groups, context._lines)
+    finally:
+        context._record("context_search", lo, last, hits, detail=str(getattr(rx, "pattern", pattern)))
+
+
+def context_search(
+    ctx: ContextSource,
+    pattern: str | re.Pattern[str],
+    max_hits: int | None = DEFAULT_MAX_HITS,
+    *,
+    flags: int = 0,
+    start: int = 0,
+    end: int | None = None,
+) -> list[Match]:
+    """Find up to ``max_hits`` matches of a regex (Python ``re`` syntax), in order.
+
+    Scanning stops at the ``max_hits``-th hit, so a common pattern on a huge
+    file returns at once. ``max_hits=None`` scans everything (use sparingly).
+    An invalid pattern raises :class:`ContextAccessError`.
+    """
+    if max_hits is not None and max_hits < 0:
+        raise ContextAccessError(f"max_hits must be 0 or more (got {max_hits}).")
+    out: list[Match] = []
+    if max_hits == 0:
+        return out
+    it = context_finditer(ctx, pattern, flags=flags, start=start, end=end)
+    try:
+        for m in it:
+            out.append(m)
+            if max_hits is not None and len(out) >= max_hits:
+                break
+    finally:
+        it.close()
+    return out
+
+
+def context_chunks(
+    ctx: ContextSource,
+    size: int = DEFAULT_CHUNK_SIZE,
+    overlap: int = 0,
+    *,
+    start: int = 0,
+    end: int | None = None,
+) -> Iterator[Chunk]:
+    """Walk the context (or ``[start, end)``) in order, in pieces of at most ``size`` positions.
+
+    A piece ends just after a newline when one lies in its last quarter, so
+    lines are rarely cut. Consecutive pieces share ``overlap`` positions;
+    together they cover the range with no gaps.
+    """
+    if size <= 0:
+        raise ContextAccessError(f"context_chunks size must be positive (got {size}).")
+    if overlap < 0 or overlap >= size:
+        raise ContextAccessError(f"overlap must be at least 0 and below size {size} (got {overlap}).")
+    context = _ctx(ctx)
+    pos, hi = context._clamp(start, len(context) if end is None else end)
+    while pos < hi:
+        cut = min(pos + size, hi)
+        if cut < hi:
+            nl = context._rfind_newline(max(pos, cut - size // 4), cut)
+            if nl >= pos:
+                cut = nl + 1
+            else:
+                # No newline near: cut at a character boundary inside the window.
+                cut = max(context._snap(cut, forward=False), pos + 1)
+                cut = context._snap(cut, forward=True) if cut == pos + 1 else cut
+        text = context._read(pos, cut)
+        context._record("context_chunks", pos, cut, len(text))
+        yield Chunk(text, pos, cut)
+        if cut >= hi:
+            break
+        nxt = cut - overlap if overlap else cut
+        nxt = context._snap(nxt, forward=False)
+        pos = nxt if nxt > pos else cut

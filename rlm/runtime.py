@@ -1,0 +1,243 @@
+"""Run a task under its guards and always come back with a result.
+
+``run_task`` runs the task function on its own thread with a fresh
+:class:`~rlm.guards.Run` and returns ``{"status", "result", "error",
+"budget_summary"}``: ``completed``; ``partial`` when the cost or runtime limit
+halted the task (``result`` then holds what the task published with
+:func:`publish`); ``error`` for anything else. It returns within the runtime
+limit plus half a second even if the task is stuck in pure Python.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import ctypes
+import dataclasses
+import threading
+import traceback
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from rlm.context_access import Chunk, Context, ContextSource, Match, open_context
+from rlm.errors import CostLimitError, GuardError, RLMError, RuntimeLimitError
+from rlm.guards import GuardConfig, Run, activate, current_run
+from rlm.trace import redact
+
+__all__ = ["run_task", "TaskBuilder", "publish", "TaskFn"]
+
+TaskFn = Callable[[Context], Any]
+V = TypeVar("V")
+
+# After the deadline, a task gets this long to unwind by itself, then this long
+# after an exception is raised inside it; the sum stays under the 0.5 s promise.
+_UNWIND_SECONDS = 0.25
+_INTERRUPT_SECONDS = 0.15
+_PARTIAL_LIMITS = (CostLimitError, RuntimeLimitError)
+
+
+def publish(name: str, value: V) -> V:
+    """Register ``value`` (typically a list or dict the task keeps filling) as partial result ``name``.
+
+    If a cost or runtime limit halts the task, ``run_task`` returns
+    ``{"status": "partial", "result": {name: <value as it was>, ...}}``, so work
+    done before the limit is never lost. Returns ``value`` for chaining:
+    ``findings = publish("findings", [])``. Outside a run it does nothing.
+    """
+    run = current_run()
+    if run is not None:
+        with run._lock:
+            run.published[name] = value
+    return value
+
+
+def _jsonable(value: Any, depth: int = 0) -> Any:
+    """A JSON-ready copy of a task's result (matches, chunks, decimals and dataclasses included)."""
+    if depth > 50:
+        return str(value)
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, Chunk):
+        return str(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, Match):
+        return value.to_dict()
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v, depth + 1) for k, v in list(value.items())}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v, depth + 1) for v in list(value)]
+    if isinstance(value, (set, frozenset)):
+        return sorted((_jsonable(v, depth + 1) for v in list(value)), key=repr)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _jsonable(dataclasses.asdict(value), depth + 1)
+    return str(value)
+
+
+def _snapshot(published: dict[str, Any]) -> dict[str, Any] | None:
+    """Copy what the task published; it may still be mutating it on an abandoned thread."""
+    if not published:
+        return None
+    for _ in range(5):
+        try:
+            return {name: _jsonable(value) for name, value in list(published.items())}
+        except RuntimeError:  # changed size during iteration: try again
+            continue
+    return {name: "<unreadable: still changing>" for name in published}
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or "(no message)"
+    return redact(f"{type(exc).__name__}: {text}")
+
+
+def _interrupt(thread: threading.Thread) -> None:
+    """Raise RuntimeLimitError inside a thread stuck in Python code (best effort)."""
+    if thread.ident is not None:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(RuntimeLimitError))
+
+
+def run_task(
+    task_fn: TaskFn,
+    context: ContextSource,
+    config: GuardConfig | None = None,
+    *,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Run ``task_fn(context)`` under ``config``'s guards and return the result dict.
+
+    ``context`` is text (``str``), a file (``pathlib.Path``) or a Context. It
+    never raises for what happens inside the task; a nested run deeper than
+    ``max_depth`` raises RecursionDepthError, and a bad config ConfigError.
+    ``progress`` is called with the budget summary after every subcall.
+    """
+    config = config or GuardConfig()
+    run = Run(config, parent=current_run())
+    run.progress = progress
+    name = getattr(task_fn, "__qualname__", repr(task_fn))
+    owns_context = not isinstance(context, Context)
+    ctx: Context | None = None
+    try:
+        ctx = open_context(context)
+    except RLMError as exc:
+        run.emit("run_start", task=name, config=config.public_dict(), depth=run.depth)
+        return _finish(run, ctx, owns_context, "error", None, _one_line(exc))
+    run.emit("run_start", task=name, config=config.public_dict(), context=ctx.describe(), depth=run.depth)
+
+    outcome: dict[str, Any] = {}
+    done = threading.Event()
+
+    def target() -> None:
+        with activate(run):
+            try:
+                outcome["result"] = task_fn(ctx)
+            except BaseException as exc:  # reported in the result, never raised
+                outcome["error"] = exc
+            finally:
+                done.set()
+
+    worker = threading.Thread(target=contextvars.copy_context().run, args=(target,), name="rlm-task", daemon=True)
+    worker.start()
+    if not done.wait(max(run.remaining_seconds(), 0.0)):
+        run.expired = True  # every later access or subcall from the task now raises
+        if not done.wait(_UNWIND_SECONDS):  # let a task blocked on a subcall unwind by itself
+            _interrupt(worker)  # stuck in pure Python: raise inside it
+            done.wait(_INTERRUPT_SECONDS)
+    if not done.is_set() or isinstance(outcome.get("error"), RuntimeLimitError) and not str(outcome["error"]):
+        error = run.runtime_error()
+        run.guard_tripped(error)
+        return _finish(run, ctx, owns_context, "partial", _snapshot(run.published), _one_line(error))
+
+    exc = outcome.get("error")
+    if exc is None:
+        try:
+            result = _jsonable(outcome.get("result"))
+        except Exception as conv:  # pragma: no cover - _jsonable falls back to str()
+            return _finish(run, ctx, owns_context, "error", None, _one_line(conv))
+        return _finish(run, ctx, owns_context, "completed", result, None)
+    if isinstance(exc, GuardError):
+        run.guard_tripped(exc)
+    else:
+        run.emit("error", error=type(exc).__name__, message=str(exc),
+                 traceback="".join(traceback.format_exception(exc)))
+    status = "partial" if isinstance(exc, _PARTIAL_LIMITS) else "error"
+    return _finish(run, ctx, owns_context, status, _snapshot(run.published), _one_line(exc))
+
+
+def _finish(
+    run: Run, ctx: Context | None, owns_context: bool, status: str, result: Any, error: str | None
+) -> dict[str, Any]:
+    summary = run.budget_summary()
+    run.emit("run_end", status=status, error=error, budget_summary=summary)
+    run.close()
+    if owns_context and ctx is not None:
+        with contextlib.suppress(BufferError):  # an abandoned task may still be reading it
+            ctx.close()
+    return {"status": status, "result": result, "error": error, "budget_summary": summary}
+
+
+class TaskBuilder:
+    """Fluent configuration of a run: ``TaskBuilder(task).with_cost_budget(0.25).run(context)``.
+
+    Each ``with_*`` returns a new builder; the config is validated in ``run``.
+    """
+
+    def __init__(self, task_fn: TaskFn, _settings: dict[str, Any] | None = None,
+                 _progress: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self.task_fn = task_fn
+        self._settings: dict[str, Any] = dict(_settings or {})
+        self._progress = _progress
+
+    def _with(self, **settings: Any) -> TaskBuilder:
+        return TaskBuilder(self.task_fn, {**self._settings, **settings}, self._progress)
+
+    def with_cost_budget(self, usd: float) -> TaskBuilder:
+        return self._with(max_cost=usd)
+
+    def with_runtime_limit(self, seconds: float) -> TaskBuilder:
+        return self._with(max_runtime_seconds=seconds)
+
+    def with_token_limit(self, tokens_per_subcall: int) -> TaskBuilder:
+        return self._with(max_tokens_per_subcall=tokens_per_subcall)
+
+    def with_output_limit(self, tokens: int) -> TaskBuilder:
+        return self._with(max_output_tokens=tokens)
+
+    def with_model(self, model: str) -> TaskBuilder:
+        return self._with(model=model)
+
+    def with_prices(self, input_usd_per_mtok: float, output_usd_per_mtok: float) -> TaskBuilder:
+        return self._with(price_input_per_mtok=input_usd_per_mtok, price_output_per_mtok=output_usd_per_mtok)
+
+    def with_max_depth(self, depth: int) -> TaskBuilder:
+        return self._with(max_depth=depth)
+
+    def with_temperature(self, temperature: float) -> TaskBuilder:
+        return self._with(temperature=temperature)
+
+    def with_retries(self, max_retries: int) -> TaskBuilder:
+        return self._with(max_retries=max_retries)
+
+    def with_max_workers(self, workers: int) -> TaskBuilder:
+        return self._with(max_workers=workers)
+
+    def with_trace(self, path: str) -> TaskBuilder:
+        return self._with(trace_path=str(path))
+
+    def with_dry_run(self, dry_run: bool = True) -> TaskBuilder:
+        return self._with(dry_run=dry_run)
+
+    def with_cache(self, enabled: bool = True, path: str | None = None) -> TaskBuilder:
+        return self._with(cache=enabled, cache_path=None if path is None else str(path))
+
+    def with_progress(self, callback: Callable[[dict[str, Any]], None]) -> TaskBuilder:
+        return TaskBuilder(self.task_fn, self._settings, callback)
+
+    def config(self) -> GuardConfig:
+        return GuardConfig(**self._settings)
+
+    def run(self, context: ContextSource) -> dict[str, Any]:
+        return run_task(self.task_fn, context, self.config(), progress=self._progress)

@@ -1,0 +1,70 @@
+"""The audit trail: an opt-in JSONL file with one event per step of a run.
+
+Each event is written and flushed as it happens, so a killed process leaves
+a valid file up to its last event. Secrets (API keys) are scrubbed from
+every line before it is written. The schema is documented in the README.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO, Any
+
+__all__ = ["TraceWriter", "redact", "secret_values"]
+
+_SECRET_ENV = ("OPENAI_API_KEY", "OPENAI_ADMIN_KEY")
+# Anything shaped like an OpenAI key, even one we were never told about.
+_KEY_SHAPE = re.compile(r"sk-[A-Za-z0-9_\-]{8,}")
+
+
+def secret_values() -> list[str]:
+    """The secret strings currently configured in the environment."""
+    return [v for name in _SECRET_ENV if (v := os.environ.get(name, "")) and len(v) >= 4]
+
+
+def redact(text: str, secrets: Iterable[str] | None = None) -> str:
+    """Replace every known secret, and anything shaped like an API key, with ``***``."""
+    for secret in secret_values() if secrets is None else secrets:
+        text = text.replace(secret, "***")
+    return _KEY_SHAPE.sub("sk-***", text)
+
+
+def _jsonable(value: Any) -> Any:
+    to_dict = getattr(value, "to_dict", None)
+    if callable(to_dict):
+        return to_dict()
+    return str(value)
+
+
+class TraceWriter:
+    """Appends events to a JSONL file, one flushed line each, safe across threads."""
+
+    def __init__(self, path: str | os.PathLike[str], run_id: str) -> None:
+        self.path = Path(path)
+        self.run_id = run_id
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._secrets = secret_values()
+        self._file: IO[str] | None = open(self.path, "a", encoding="utf-8")
+
+    def emit(self, event: str, **fields: Any) -> None:
+        with self._lock:
+            if self._file is None:
+                return
+            self._seq += 1
+            record = {"event": event, "run_id": self.run_id, "seq": self._seq, "ts": round(time.time(), 6), **fields}
+            line = redact(json.dumps(record, default=_jsonable, ensure_ascii=False), self._secrets)
+            self._file.write(line + "\n")
+            self._file.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None

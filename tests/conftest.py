@@ -1,0 +1,45 @@
+"""Shared fixtures: a real loopback OpenAI-compatible server and a clean environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rlm.loopback import LoopbackServer
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_KEY = "sk-test-SECRETKEY-0123456789abcdef"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees the developer's real keys or RLM_* settings."""
+    for name in list(os.environ):
+        if name.startswith(("RLM_", "OPENAI_")):
+            monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def llm(monkeypatch: pytest.MonkeyPatch) -> Iterator[LoopbackServer]:
+    """A loopback model server, with OPENAI_BASE_URL and OPENAI_API_KEY pointing at it."""
+    with LoopbackServer() as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", TEST_KEY)
+        yield server
+
+
+@pytest.fixture
+def log_file(tmp_path: Path) -> Path:
+    path = tmp_path / "server.log"
+    path.write_text(
+        "2026-01-01 10:00:00 INFO service started\n"
+        "2026-01-01 10:00:01 ERROR database connection refused\n"
+        "2026-01-01 10:00:02 INFO retrying\n"
+        "2026-01-01 10:00:03 WARN slow query\n"
+        "2026-01-01 10:00:04 ERROR unhandled Exception in handler\n",
+        encoding="utf-8",
+    )
+    return path
