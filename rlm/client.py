@@ -21,9 +21,8 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlparse
 
-from rlm.errors import RuntimeLimitError, SubcallError, TokenLimitError
+from rlm.errors import SubcallError
 from rlm.guards import Run
-from rlm.tokens import count_request_tokens
 from rlm.trace import redact
 
 __all__ = ["ModelReply", "call_model", "worst_case_cost", "make_client", "api_target"]
@@ -175,19 +174,15 @@ def _classify_status(exc: Any, run: Run) -> tuple[bool, str]:
     return False, f"The model API rejected the request (HTTP {status}): {detail}"
 
 
-def call_model(run: Run, messages: list[dict[str, str]], *, json_mode: bool = False) -> ModelReply:
-    """Send one chat request under every guard; retry what can be retried; settle the cost."""
+def call_model(run: Run, messages: list[dict[str, str]], *, counted: int, json_mode: bool = False) -> ModelReply:
+    """Send one chat request under every guard; retry what can be retried; settle the cost.
+
+    ``counted`` is the request's token upper bound (``guards.check_request_tokens``).
+    """
     import openai
 
     cfg = run.config
     json_mode = json_mode and run.counters.json_mode_supported
-    counted = count_request_tokens(str(cfg.model), messages, json_mode=json_mode).tokens
-    if counted > cfg.max_tokens_per_subcall:
-        raise TokenLimitError(
-            f"This subcall's request counts up to {counted} tokens ({run.token_counting}), above "
-            f"max_tokens_per_subcall={cfg.max_tokens_per_subcall}. Send a smaller chunk "
-            "(context_chunks / context_slice) or raise the limit (--tokens)."
-        )
     worst = worst_case_cost(run, counted)
     client = make_client(run)
     args = _request_args(run, messages, json_mode)

@@ -49,6 +49,7 @@ __all__ = [
     "context_search",
     "context_finditer",
     "context_chunks",
+    "context_line",
 ]
 
 #: Bounded default for ``context_search`` (rule 3: bound every iteration).
@@ -316,6 +317,13 @@ class Context:
             return -1
         return self._mm.rfind(b"\n", lo, hi)
 
+    def _find_newline(self, lo: int, hi: int) -> int:
+        if self._text is not None:
+            return self._text.find("\n", lo, hi)
+        if self._mm is None:
+            return -1
+        return self._mm.find(b"\n", lo, hi)
+
     def _count_newlines(self, start: int, end: int) -> int:
         if self._text is not None:
             return self._text.count("\n", start, end)
@@ -355,6 +363,9 @@ def open_context(source: ContextSource, *, name: str | None = None) -> Context:
 
 
 def _ctx(ctx: ContextSource) -> Context:
+    run = current_run()
+    if run is not None:
+        run.check_deadline()  # an abandoned or expired task may not read on
     context = open_context(ctx)
     context._check_open()
     return context
@@ -420,6 +431,7 @@ def context_finditer(
     lo, hi = context._clamp(start, len(context) if end is None else end)
     hits = 0
     last = lo
+    run = current_run()
     try:
         if context._text is not None:
             assert isinstance(rx, re.Pattern)
@@ -432,6 +444,8 @@ def context_finditer(
             for s, e, raw, groups in rx.finditer(context._mm, lo, hi):
                 hits += 1
                 last = e
+                if run is not None and not hits % 4096:
+                    run.check_deadline()  # a long scan still stops at the deadline
                 yield Match(s, e, raw, groups, context._lines)
     finally:
         context._record("context_search", lo, last, hits, detail=str(getattr(rx, "pattern", pattern)))
@@ -506,3 +520,19 @@ def context_chunks(
         nxt = cut - overlap if overlap else cut
         nxt = context._snap(nxt, forward=False)
         pos = nxt if nxt > pos else cut
+
+
+def context_line(ctx: ContextSource, pos: int, max_len: int = 2000) -> Chunk:
+    """The whole line holding position ``pos`` (without its newline), at most ``max_len`` positions each side.
+
+    Handy after ``context_search``: ``context_line(ctx, m.start)`` is the log line a hit sits on.
+    """
+    context = _ctx(ctx)
+    pos = min(max(int(pos), 0), len(context))
+    lo = context._rfind_newline(max(pos - max_len, 0), pos) + 1 or max(pos - max_len, 0)
+    nl = context._find_newline(pos, min(pos + max_len, len(context)))
+    hi = nl if nl >= 0 else min(pos + max_len, len(context))
+    start, end = context._clamp(lo, hi)
+    text = context._read(start, end)
+    context._record("context_line", start, end, len(text))
+    return Chunk(text, start, end)

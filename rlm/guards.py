@@ -31,7 +31,7 @@ from rlm.errors import (
     TokenLimitError,
 )
 from rlm.pricing import Pricing, resolve_pricing
-from rlm.tokens import counting_method
+from rlm.tokens import count_request_tokens, counting_method
 from rlm.trace import TraceWriter
 
 if TYPE_CHECKING:
@@ -45,6 +45,7 @@ __all__ = [
     "init_guards",
     "current_run",
     "subcall_scope",
+    "check_request_tokens",
     "RLMError",
     "GuardError",
     "CostLimitError",
@@ -352,7 +353,6 @@ class Run:
             self.trace.emit(event, **fields)
 
     def on_context_access(self, ctx: Context, access: Access) -> None:
-        self.check_deadline()
         if self.trace is not None:
             self.trace.emit(
                 "context_access", function=access.function, start=access.start, end=access.end,
@@ -371,6 +371,8 @@ class Run:
             c = self.counters
             if record.dry_run:
                 c.dry_run_calls += 1
+            elif record.cached:
+                c.cache_hits += 1
             else:
                 c.calls += 1
                 c.input_tokens += record.input_tokens
@@ -473,3 +475,15 @@ def subcall_scope(run: Run) -> Iterator[None]:
         yield
     finally:
         _in_subcall.reset(token)
+
+
+def check_request_tokens(run: Run, messages: list[dict[str, str]], json_mode: bool) -> int:
+    """Count a request's tokens (an upper bound) and refuse it if it is over the per-subcall limit."""
+    counted = count_request_tokens(str(run.config.model), messages, json_mode=json_mode).tokens
+    if counted > run.config.max_tokens_per_subcall:
+        raise TokenLimitError(
+            f"This subcall's request counts up to {counted} tokens ({run.token_counting}), above "
+            f"max_tokens_per_subcall={run.config.max_tokens_per_subcall}. Send a smaller chunk "
+            "(context_chunks / context_slice) or raise the limit (--tokens)."
+        )
+    return counted

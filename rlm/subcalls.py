@@ -14,16 +14,15 @@ import copy
 import hashlib
 import json
 import re
-import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from rlm.client import call_model, worst_case_cost
+from rlm.cache import CachedAnswer, ResponseCache, cache_key
+from rlm.client import api_target, call_model, worst_case_cost
 from rlm.context_access import Chunk, Context
 from rlm.errors import ConfigError, ContextAccessError, GuardError, SubcallParseError
-from rlm.guards import Run, SubcallRecord, current_run, init_guards, subcall_scope
-from rlm.tokens import count_request_tokens
+from rlm.guards import Run, SubcallRecord, check_request_tokens, current_run, init_guards, subcall_scope
 
 __all__ = [
     "SYSTEM_PROMPT",
@@ -63,7 +62,7 @@ def _messages(prompt: str, chunk: str, suffix: str) -> list[dict[str, str]]:
 
 def _ask(kind: str, prompt: str, chunk: object, *, suffix: str = "", json_mode: bool = False,
          dry_answer: str = _DRY_RUN_TEXT) -> str:
-    """Send one subcall (or account for it in a dry run) and record it on the run."""
+    """Send one subcall (or replay it from the cache, or account for it in a dry run) and record it."""
     if isinstance(chunk, Context):
         raise ContextAccessError(
             "A whole context was passed to a subcall (rule 1: never load the context into a prompt). "
@@ -74,26 +73,19 @@ def _ask(kind: str, prompt: str, chunk: object, *, suffix: str = "", json_mode: 
         run.check_deadline()
         text = chunk if isinstance(chunk, str) else str(chunk)
         messages = _messages(str(prompt), text, suffix)
-        span = (chunk.start, chunk.end) if isinstance(chunk, Chunk) else (None, None)
-        digest = hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()
         try:
+            counted = check_request_tokens(run, messages, json_mode)
             if run.config.dry_run:
-                fields = _dry_run(run, messages, json_mode)
-                answer = dry_answer
+                answer, fields = dry_answer, _dry_run(run, counted)
             else:
-                reply = call_model(run, messages, json_mode=json_mode)
-                answer = reply.content
-                fields = {
-                    "counted_tokens": reply.counted_tokens, "input_tokens": reply.input_tokens,
-                    "output_tokens": reply.output_tokens, "cost_usd": float(reply.cost),
-                    "reserved_usd": float(reply.reserved), "latency_seconds": round(reply.latency_seconds, 6),
-                    "retries": reply.retries, "usage_reported": reply.usage_reported,
-                }
+                answer, fields = _live(run, messages, counted, json_mode)
         except GuardError as exc:
             run.guard_tripped(exc)
             raise
+        span = (chunk.start, chunk.end) if isinstance(chunk, Chunk) else (None, None)
         run.record_subcall(SubcallRecord(
-            kind=kind, instruction=str(prompt), chunk_start=span[0], chunk_end=span[1], chunk_sha256=digest,
+            kind=kind, instruction=str(prompt), chunk_start=span[0], chunk_end=span[1],
+            chunk_sha256=hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest(),
             model=str(run.config.model), answer=answer, **_record_defaults(fields),
         ))
         return answer
@@ -108,16 +100,45 @@ def _record_defaults(fields: dict[str, Any]) -> dict[str, Any]:
     return base
 
 
-def _dry_run(run: Run, messages: list[dict[str, str]], json_mode: bool) -> dict[str, Any]:
-    """Account for the call a real run would make: token check and worst-case cost, no HTTP."""
-    from rlm.errors import TokenLimitError
+def _cache(run: Run) -> ResponseCache | None:
+    """The run's response cache, when it is on and the call is deterministic enough to replay."""
+    cfg = run.config
+    if not cfg.cache or (cfg.temperature > 0 and not cfg.cache_nonzero_temperature):
+        return None
+    with run._lock:
+        if run._cache is None:
+            run._cache = ResponseCache(cfg.cache_path)
+        return run._cache if run._cache.enabled else None
 
-    counted = count_request_tokens(str(run.config.model), messages, json_mode=json_mode).tokens
-    if counted > run.config.max_tokens_per_subcall:
-        raise TokenLimitError(
-            f"This subcall's request counts up to {counted} tokens, above max_tokens_per_subcall="
-            f"{run.config.max_tokens_per_subcall}. Send a smaller chunk or raise the limit (--tokens)."
-        )
+
+def _live(run: Run, messages: list[dict[str, str]], counted: int, json_mode: bool) -> tuple[str, dict[str, Any]]:
+    cache = _cache(run)
+    key = None
+    if cache is not None:
+        cfg = run.config
+        key = cache_key(base_url=api_target()[1], model=str(cfg.model), messages=messages,
+                        temperature=cfg.temperature, max_output_tokens=cfg.max_output_tokens, json_mode=json_mode)
+        hit = cache.get(key)
+        if hit is not None:
+            with run._lock:
+                run.counters.cache_saved += hit.cost
+            return hit.answer, {"counted_tokens": counted, "input_tokens": hit.input_tokens,
+                                "output_tokens": hit.output_tokens, "cached": True, "usage_reported": False}
+        run.count(cache_misses=1)
+    reply = call_model(run, messages, counted=counted, json_mode=json_mode)
+    if cache is not None and key is not None:
+        cache.put(key, str(run.config.model),
+                  CachedAnswer(reply.content, reply.input_tokens, reply.output_tokens, reply.cost))
+    return reply.content, {
+        "counted_tokens": reply.counted_tokens, "input_tokens": reply.input_tokens,
+        "output_tokens": reply.output_tokens, "cost_usd": float(reply.cost), "reserved_usd": float(reply.reserved),
+        "latency_seconds": round(reply.latency_seconds, 6), "retries": reply.retries,
+        "usage_reported": reply.usage_reported,
+    }
+
+
+def _dry_run(run: Run, counted: int) -> dict[str, Any]:
+    """Account for the call a real run would make: its worst-case cost, no HTTP."""
     worst = worst_case_cost(run, counted)
     with run._lock:
         run.counters.dry_run_worst_case += worst
@@ -285,15 +306,18 @@ def parallel_map(
     All calls share the run's guards: reservations are atomic, so together
     they can never overspend. When a guard trips, no new item starts, items in
     flight finish (or stop at the deadline), and the guard error is raised;
-    publish results from ``fn`` as they arrive to keep them (see README). Any
+    publish results from ``fn`` as they arrive to keep them (see README). The
+    run's ``max_workers`` (``--workers``) caps ``max_workers``. Any
     other exception in one item does not stop its neighbours; the first is
     raised at the end, or, with ``return_exceptions=True``, put in its slot.
     """
     run = _run()
     work = list(items)
-    workers = run.config.max_workers if max_workers is None else max_workers
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+    if max_workers is not None and (isinstance(max_workers, bool) or not isinstance(max_workers, int)
+                                    or max_workers < 1):
         raise ConfigError(f"max_workers must be a whole number of 1 or more (got {max_workers!r}).")
+    # The run's max_workers (--workers) caps every map; None asks for exactly that cap.
+    workers = run.config.max_workers if max_workers is None else min(max_workers, run.config.max_workers)
     if not work:
         return []
     parent = contextvars.copy_context()  # each item sees the caller's run, in its own copy

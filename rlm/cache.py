@@ -1,0 +1,176 @@
+"""A SQLite cache of subcall answers, so a repeated run replays at $0 with no requests.
+
+The key is a hash of everything that decides the answer: API host, model,
+messages, temperature, output cap and JSON mode. The value is the answer and
+the usage it cost. It lives in the user cache directory (``$RLM_CACHE_DIR``,
+else ``$XDG_CACHE_HOME/rlm``, else ``~/.cache/rlm``): replays work whatever the
+working directory, and cached answers never end up inside a repository.
+SQLite's WAL mode and a busy timeout make it safe for threads and for several
+processes at once. A corrupt file is set aside with one warning and rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+__all__ = ["CacheWarning", "CachedAnswer", "ResponseCache", "default_cache_path", "clear_cache", "cache_key"]
+
+_FILE_NAME = "responses.sqlite3"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS responses (
+    key TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    input_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    cost_usd TEXT NOT NULL,
+    created REAL NOT NULL
+)
+"""
+
+
+class CacheWarning(UserWarning):
+    """The cache could not be used as it was (corrupt or unreadable); the run goes on."""
+
+
+@dataclass(frozen=True, slots=True)
+class CachedAnswer:
+    answer: str
+    input_tokens: int
+    output_tokens: int
+    cost: Decimal
+
+
+def default_cache_path() -> Path:
+    base = os.environ.get("RLM_CACHE_DIR", "").strip()
+    if base:
+        return Path(base) / _FILE_NAME
+    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "rlm" / _FILE_NAME
+
+
+def cache_key(*, base_url: str | None, model: str, messages: list[dict[str, str]], temperature: float,
+              max_output_tokens: int, json_mode: bool) -> str:
+    payload = {"base_url": base_url or "https://api.openai.com/v1", "model": model, "messages": messages,
+               "temperature": temperature, "max_output_tokens": max_output_tokens, "json_mode": json_mode}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def _sidecars(path: Path) -> list[Path]:
+    return [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
+
+
+def clear_cache(path: str | os.PathLike[str] | None = None) -> str:
+    """Delete the cache file; returns a one-line report."""
+    target = Path(path) if path is not None else default_cache_path()
+    removed = [p for p in _sidecars(target) if p.exists()]
+    for p in removed:
+        p.unlink()
+    return f"Cleared the response cache at {target}." if removed else f"No response cache at {target}."
+
+
+class ResponseCache:
+    """A thread-safe handle on the cache file; disabled (never raising) if it cannot be used."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path) if path is not None else default_cache_path()
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self.disabled_reason: str | None = None
+        self._open()
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=10.0, check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA busy_timeout = 10000")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(_SCHEMA)
+        conn.execute("SELECT count(*) FROM responses WHERE key = ''").fetchone()
+        return conn
+
+    def _open(self) -> None:
+        try:
+            self._conn = self._connect()
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                self._disable(f"it is locked by another process ({exc})")
+                return
+            self._set_aside(exc)
+        except OSError as exc:
+            self._disable(f"it cannot be opened ({exc})")
+
+    def _set_aside(self, exc: BaseException) -> None:
+        """Move a corrupt file out of the way (with one warning) and start a fresh one."""
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        try:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+            for p in _sidecars(self.path):
+                if p.exists():
+                    p.replace(p.with_name(p.name.replace(self.path.name, aside.name)))
+            warnings.warn(f"The response cache at {self.path} was unreadable ({exc}); it was moved to {aside} "
+                          "and a new cache was started.", CacheWarning, stacklevel=2)
+            self._conn = self._connect()
+        except (OSError, sqlite3.Error) as again:
+            self._disable(f"it is corrupt and could not be rebuilt ({again})")
+
+    def _disable(self, why: str) -> None:
+        self.disabled_reason = why
+        self._conn = None
+        warnings.warn(f"The response cache at {self.path} is not used for this run: {why}.", CacheWarning,
+                      stacklevel=3)
+
+    @property
+    def enabled(self) -> bool:
+        return self._conn is not None
+
+    def get(self, key: str) -> CachedAnswer | None:
+        with self._lock:
+            if self._conn is None:
+                return None
+            try:
+                row = self._conn.execute(
+                    "SELECT answer, input_tokens, output_tokens, cost_usd FROM responses WHERE key = ?", (key,)
+                ).fetchone()
+            except sqlite3.DatabaseError as exc:
+                self._set_aside(exc)
+                return None
+        return None if row is None else CachedAnswer(row[0], row[1], row[2], Decimal(row[3]))
+
+    def put(self, key: str, model: str, answer: CachedAnswer) -> None:
+        with self._lock:
+            if self._conn is None:
+                return
+            try:
+                self._conn.execute(
+                    "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (key, model, answer.answer, answer.input_tokens, answer.output_tokens, str(answer.cost),
+                     time.time()),
+                )
+            except sqlite3.DatabaseError as exc:
+                self._set_aside(exc)
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            if self._conn is None:
+                return {"path": str(self.path), "entries": 0, "disabled": self.disabled_reason}
+            (n,) = self._conn.execute("SELECT count(*) FROM responses").fetchone()
+        return {"path": str(self.path), "entries": n}
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None

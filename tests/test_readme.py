@@ -1,0 +1,69 @@
+"""Every Python example and every run.py command in the README runs as written."""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import io
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rlm.loopback import LoopbackServer
+from tests.conftest import ROOT
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", README, re.S)
+
+
+def test_readme_python_examples_run_against_the_loopback_server(
+    llm: LoopbackServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("RLM_CACHE_DIR", str(tmp_path))
+    llm.responder = lambda body: '{"sentiment": "neutral", "confidence": 0.5}' if "response_format" in body else "warning"
+    namespace: dict[str, object] = {"__name__": "readme"}
+    code = blocks("python")
+    assert len(code) >= 10
+    out = io.StringIO()
+    for i, block in enumerate(code):
+        with contextlib.redirect_stdout(out):
+            try:
+                contextvars.copy_context().run(exec, compile(block, f"README block {i}", "exec"), namespace)
+            except Exception as exc:  # pragma: no cover - the message is the point
+                pytest.fail(f"README python block {i} failed: {type(exc).__name__}: {exc}\n{block}")
+    assert "completed" in out.getvalue()
+    assert namespace["warm"]["budget_summary"]["total_calls"] == 0  # type: ignore[index]
+
+
+def readme_commands() -> list[str]:
+    commands = []
+    for block in blocks("bash"):
+        for line in block.splitlines():
+            line = line.split(" #")[0].strip()
+            if line.startswith("python run.py"):
+                commands.append(line)
+    return commands
+
+
+def test_the_quick_start_opens_with_install_and_test_commands() -> None:
+    first, second = blocks("bash")[:2]
+    assert "pip install -r requirements.txt" in first and "run.py" in first and "--dry-run" in first
+    assert second.strip() == "python -m pytest -q"
+
+
+@pytest.mark.parametrize("command", readme_commands())
+def test_readme_commands_run(command: str, llm: LoopbackServer, tmp_path: Path) -> None:
+    env = {**os.environ, "RLM_CACHE_DIR": str(tmp_path)}
+    args = shlex.split(command)
+    proc = subprocess.run([sys.executable, *args[1:]], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert '"status": "completed"' in proc.stdout
