@@ -26,6 +26,7 @@ from typing import Any
 __all__ = ["CacheWarning", "CachedAnswer", "ResponseCache", "default_cache_path", "clear_cache", "cache_key"]
 
 _FILE_NAME = "responses.sqlite3"
+_OPEN_ATTEMPTS = 10
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
     key TEXT PRIMARY KEY,
@@ -91,12 +92,23 @@ class ResponseCache:
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=10.0, check_same_thread=False, isolation_level=None)
-        conn.execute("PRAGMA busy_timeout = 10000")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute(_SCHEMA)
-        conn.execute("SELECT count(*) FROM responses WHERE key = ''").fetchone()
-        return conn
+        # Two processes creating the file at once can see "database is locked" while one of them
+        # switches it to WAL; SQLite's busy handler does not cover that step, so retry briefly.
+        for attempt in range(_OPEN_ATTEMPTS):
+            conn = sqlite3.connect(self.path, timeout=10.0, check_same_thread=False, isolation_level=None)
+            try:
+                conn.execute("PRAGMA busy_timeout = 10000")
+                if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute(_SCHEMA)
+                conn.execute("SELECT count(*) FROM responses WHERE key = ''").fetchone()
+                return conn
+            except sqlite3.OperationalError as exc:
+                conn.close()
+                if "locked" not in str(exc) or attempt == _OPEN_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     def _open(self) -> None:
         try:

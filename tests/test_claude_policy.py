@@ -1,0 +1,45 @@
+"""claude.md is loaded by Claude Code on every OS, and its task template runs as written."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from rlm.loopback import LoopbackServer
+from tests.conftest import ROOT
+
+POLICY = (ROOT / "claude.md").read_text(encoding="utf-8")
+
+
+def test_claude_code_loads_the_lowercase_policy_through_dot_claude() -> None:
+    assert (ROOT / ".claude" / "CLAUDE.md").read_text().strip() == "@../claude.md"
+    names = [p.name for p in ROOT.iterdir()]
+    assert "claude.md" in names and "CLAUDE.md" not in names  # no case-only twin at the root
+
+
+def test_policy_states_the_rules_and_how_to_run() -> None:
+    for needle in ("Never load the context into a prompt", "context_access", "Bound every iteration",
+                   "Build the final answer in Python", "--dry-run", "path/to/my_task.py:", "Budgets halt",
+                   "depth 1"):
+        assert needle in POLICY, needle
+
+
+def test_the_policy_task_template_runs(llm: LoopbackServer, tmp_path: Path) -> None:
+    code = [b for b in re.findall(r"```python\n(.*?)```", POLICY, re.S) if "def find_timeouts" in b][0]
+    task = tmp_path / "timeouts.py"
+    task.write_text(code)
+    log = tmp_path / "app.log"
+    log.write_text("ok\nupstream timed out after 30s\nok\nread timeout on db\nfine\n")
+    llm.responder = lambda body: "retryable"
+    env = {**os.environ, "RLM_CACHE_DIR": str(tmp_path / "cache")}
+    for extra in (["--dry-run"], []):
+        proc = subprocess.run([sys.executable, str(ROOT / "run.py"), str(log), "--task", f"{task}:find_timeouts",
+                               *extra], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)["result"]
+    assert result["count"] == 2 and result["retryable"] == 2
+    assert [t["line"] for t in result["timeouts"]] == [2, 4]
