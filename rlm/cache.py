@@ -100,6 +100,8 @@ class ResponseCache:
                 conn.execute("PRAGMA busy_timeout = 10000")
                 if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                     conn.execute("PRAGMA journal_mode = WAL")
+                # In WAL mode NORMAL cannot corrupt the file; a crash may only lose the last answers.
+                conn.execute("PRAGMA synchronous = NORMAL")
                 conn.execute(_SCHEMA)
                 conn.execute("SELECT count(*) FROM responses WHERE key = ''").fetchone()
                 return conn

@@ -13,6 +13,7 @@ from __future__ import annotations
 import email.utils
 import json
 import os
+import queue
 import random
 import threading
 import time
@@ -60,18 +61,19 @@ def _is_openai(base_url: str | None) -> bool:
 
 def make_client(run: Run) -> Any:
     """The run's SDK client, created once (it keeps connections alive between calls)."""
-    if run._client is None:
-        import openai
+    with run._lock:  # parallel subcalls must share one client, not race to build sixteen
+        if run._client is None:
+            import openai
 
-        key, base = api_target()
-        if key is None and base is None:
-            raise SubcallError(
-                "No model API configured: set OPENAI_API_KEY (for OpenAI) or OPENAI_BASE_URL "
-                "(for a local OpenAI-compatible server such as Ollama, vLLM or llama.cpp), or use --dry-run."
-            )
-        # Local servers usually ignore the key, but the SDK insists on one.
-        run._client = openai.OpenAI(api_key=key or "unused", base_url=base, max_retries=0)
-    return run._client
+            key, base = api_target()
+            if key is None and base is None:
+                raise SubcallError(
+                    "No model API configured: set OPENAI_API_KEY (for OpenAI) or OPENAI_BASE_URL (for a local "
+                    "OpenAI-compatible server such as Ollama, vLLM or llama.cpp), or use --dry-run."
+                )
+            # Local servers usually ignore the key, but the SDK insists on one.
+            run._client = openai.OpenAI(api_key=key or "unused", base_url=base, max_retries=0)
+        return run._client
 
 
 def worst_case_cost(run: Run, counted_tokens: int) -> Decimal:
@@ -104,9 +106,8 @@ class _Attempt:
         self.error: BaseException | None = None
         self._args = dict(args, timeout=timeout)
         self._client = client
-        threading.Thread(target=self._run, name="rlm-http", daemon=True).start()
 
-    def _run(self) -> None:
+    def run(self) -> None:
         try:
             with self._client.chat.completions.with_streaming_response.create(**self._args) as response:
                 buf = bytearray()
@@ -119,6 +120,50 @@ class _Attempt:
             self.error = exc
         finally:
             self.done.set()
+
+
+class AttemptPool:
+    """Reusable daemon threads for HTTP attempts.
+
+    Starting a thread per attempt costs more than a loopback call's whole
+    overhead budget; daemon threads (unlike ThreadPoolExecutor's) never hold
+    up interpreter exit when an attempt was abandoned at the deadline.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[_Attempt | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0
+        self._threads = 0
+
+    def submit(self, attempt: _Attempt) -> None:
+        with self._lock:
+            if self._idle:
+                self._idle -= 1
+            else:
+                self._threads += 1
+                threading.Thread(target=self._work, name="rlm-http", daemon=True).start()
+        self._queue.put(attempt)
+
+    def _work(self) -> None:
+        while (attempt := self._queue.get()) is not None:
+            attempt.run()
+            with self._lock:
+                self._idle += 1
+
+    def close(self) -> None:
+        """Let idle threads end; busy ones end after their attempt."""
+        with self._lock:
+            count, self._threads = self._threads, 0
+        for _ in range(count):
+            self._queue.put(None)
+
+
+def _pool(run: Run) -> AttemptPool:
+    with run._lock:
+        if run._pool is None:
+            run._pool = AttemptPool()
+        return run._pool
 
 
 def _retry_delay(exc: Any, attempt: int) -> float:
@@ -185,6 +230,7 @@ def call_model(run: Run, messages: list[dict[str, str]], *, counted: int, json_m
     json_mode = json_mode and run.counters.json_mode_supported
     worst = worst_case_cost(run, counted)
     client = make_client(run)
+    pool = _pool(run)
     args = _request_args(run, messages, json_mode)
     started = time.monotonic()
     retries = 0
@@ -194,6 +240,7 @@ def call_model(run: Run, messages: list[dict[str, str]], *, counted: int, json_m
         run.ledger.reserve(worst)
         run.count(http_attempts=1)
         attempt = _Attempt(client, args, timeout=max(run.remaining_seconds(), 0.01) + 0.05)
+        pool.submit(attempt)
         if not attempt.done.wait(max(run.remaining_seconds(), 0.0)):
             attempt.cancelled.set()
             run.ledger.keep(worst)  # the request was sent; it may be billed

@@ -21,6 +21,7 @@ invalid UTF-8 decodes to U+FFFD.
 from __future__ import annotations
 
 import mmap
+import operator
 import os
 import re
 import threading
@@ -135,31 +136,38 @@ class _LineIndex:
             return lines + 1
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Match:
+class Match(tuple):  # type: ignore[type-arg]
     """One search hit: its span, its text (a :class:`Chunk`) and its 1-based line.
 
+    An immutable value (a tuple underneath, so a million hits stay cheap).
     ``line`` is counted on first use (one pass over the context at most), so
-    counting a million hits does not pay for line numbers nobody reads.
+    counting hits does not pay for line numbers nobody reads.
     """
 
-    start: int
-    end: int
-    _raw: str | bytes = field(repr=False)
-    _groups: tuple[str | bytes | None, ...] = field(repr=False)
-    _lines: _LineIndex = field(repr=False)
+    __slots__ = ()
+
+    def __new__(cls, start: int, end: int, raw: str | bytes, groups: tuple[str | bytes | None, ...],
+                lines: _LineIndex) -> Match:
+        return tuple.__new__(cls, (start, end, raw, groups, lines))
+
+    start: int = property(operator.itemgetter(0), doc="Where the hit starts.")  # type: ignore[assignment]
+    end: int = property(operator.itemgetter(1), doc="Where the hit ends (exclusive).")  # type: ignore[assignment]
+
+    @property
+    def span(self) -> tuple[int, int]:
+        return (self[0], self[1])
 
     @property
     def text(self) -> Chunk:
-        return Chunk(_decode(self._raw), self.start, self.end)
+        return Chunk(_decode(self[2]), self[0], self[1])
 
     @property
     def line(self) -> int:
-        return self._lines.line_at(self.start)
+        return self[4].line_at(self[0])
 
     @property
     def groups(self) -> tuple[str | None, ...]:
-        return tuple(None if g is None else _decode(g) for g in self._groups)
+        return tuple(None if g is None else _decode(g) for g in self[3])
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready view: span, line and text."""
@@ -441,12 +449,14 @@ def context_finditer(
                 yield Match(m.start(), m.end(), m.group(), m.groups(), context._lines)
         elif context._mm is not None:
             assert isinstance(rx, BytesSearcher)
+            lines = context._lines
+            new = tuple.__new__
             for s, e, raw, groups in rx.finditer(context._mm, lo, hi):
                 hits += 1
                 last = e
-                if run is not None and not hits % 4096:
+                if run is not None and not hits & 4095:
                     run.check_deadline()  # a long scan still stops at the deadline
-                yield Match(s, e, raw, groups, context._lines)
+                yield new(Match, (s, e, raw, groups, lines))  # Match(...) without the call overhead
     finally:
         context._record("context_search", lo, last, hits, detail=str(getattr(rx, "pattern", pattern)))
 

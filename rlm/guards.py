@@ -329,6 +329,7 @@ class Run:
         self._lock = threading.Lock()
         self._client: Any = None
         self._cache: Any = None
+        self._pool: Any = None
 
     # -- time ----------------------------------------------------------------
     def remaining_seconds(self) -> float:
@@ -377,7 +378,8 @@ class Run:
                 c.calls += 1
                 c.input_tokens += record.input_tokens
                 c.output_tokens += record.output_tokens
-        self.emit("subcall", **asdict(record))
+        if self.trace is not None:
+            self.trace.emit("subcall", **asdict(record))
         if self.progress is not None:
             self.progress(self.budget_summary())
 
@@ -430,6 +432,9 @@ class Run:
         self.ledger.close()
         if self.ended_at is None:
             self.ended_at = time.monotonic()
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
         if self._client is not None:
             with contextlib.suppress(Exception):
                 self._client.close()

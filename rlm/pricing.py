@@ -76,5 +76,15 @@ def resolve_pricing(model: str, input_per_mtok: Decimal | None, output_per_mtok:
             calc = calc_price(usage, model, provider_id=provider)
         except LookupError:
             continue
-        return Pricing(model, f"genai-prices ({calc.provider.id})", provider=calc.provider.id)
+        source = f"genai-prices ({calc.provider.id})"
+        slow = Pricing(model, source, provider=calc.provider.id)
+        inp, out = calc.model_price.input_mtok, calc.model_price.output_mtok
+        if isinstance(inp, Decimal) and isinstance(out, Decimal):
+            # Flat prices: the same arithmetic without a table lookup per call (a hot path),
+            # used only if it agrees with genai-prices exactly.
+            fast = Pricing(model, source, inp, out, provider=calc.provider.id)
+            probes = ((1000, 1000), (123_457, 7), (3, 99_991))
+            if all(fast.cost(i, o) == slow.cost(i, o) for i, o in probes):
+                return fast
+        return slow
     raise ConfigError(_how_to_price(model))

@@ -1,0 +1,38 @@
+"""Each benchmark runs at a tiny size, so none of them can rot (the full sizes are run by hand)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+def bench(script: str, *args: str) -> str:
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], cwd=ROOT,
+                          env=dict(os.environ), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_context_search_benchmark(tmp_path: Path) -> None:
+    out = bench("context_search.py", "--size", "2M", "--dir", str(tmp_path), "--repeat", "1")
+    assert "| literal" in out and "| alternation" in out and "| case-insensitive" in out
+    assert "first hit of a common pattern" in out and "RssAnon" in out
+    assert len(list(tmp_path.glob("synthetic-*.log"))) == 1  # generated once, reused next time
+    bench("context_search.py", "--size", "2M", "--dir", str(tmp_path), "--repeat", "1")
+
+
+def test_subcall_overhead_benchmark() -> None:
+    out = bench("subcall_overhead.py", "--calls", "5")
+    assert "raw openai" in out and "semantic_subcall" in out and "ratio" in out
+
+
+@pytest.mark.parametrize("latency", ["0.02"])
+def test_parallel_benchmark(latency: str) -> None:
+    out = bench("parallel.py", "--calls", "8", "--workers", "4", "--latency", latency)
+    assert "replay from warm cache" in out and "0 requests" in out
