@@ -104,10 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     peak_overall = baseline_rss
     with open_context(path) as ctx:
         for name, pattern, grep_flags in PATTERNS:
-            grep_s, grep_lines = best_of(args.repeat, lambda: grep_count(path, pattern, grep_flags))
+            grep_s, grep_lines = best_of(args.repeat, lambda p=pattern, f=grep_flags: grep_count(path, p, f))
             with peak_rss_anon() as peak:
                 # The list of Match objects is built and freed inside the timing.
-                ours_s, hits = best_of(args.repeat, lambda: len(context_search(ctx, pattern, max_hits=None)))
+                ours_s, hits = best_of(args.repeat, lambda p=pattern: len(context_search(ctx, p, max_hits=None)))
             peak_overall = max(peak_overall, peak[0])
             engine = BytesSearcher(pattern.encode()).engine
             ratio = ours_s / grep_s

@@ -4,8 +4,8 @@ Patterns are Python ``re`` syntax. RE2 (the ``google-re2`` package) scans a
 large file several times faster than ``re`` (see benchmarks/context_search.py),
 but its semantics differ at the edges, so it is used only for patterns in a
 subset where both engines provably return the same matches: ASCII-only,
-never empty, made of literals, classes, ``.``, alternation, groups and
-repeats, with at most the IGNORECASE flag. RE2 runs in Latin-1 mode so that,
+never empty, made of literals, classes, ``.``, ``\b``, alternation, groups
+and repeats, with at most the IGNORECASE flag. RE2 runs in Latin-1 mode so that,
 like ``re`` on bytes, ``.`` is one byte and case folding is ASCII-only.
 Everything else runs on ``re``.
 
@@ -55,13 +55,17 @@ def _re2_safe(pattern: bytes, flags: int) -> bool:
     if tree.state.flags & ~(re.IGNORECASE | re.UNICODE) or tree.getwidth()[0] == 0:
         return False
     c = _sre_const
-    ok_ops = {c.LITERAL, c.NOT_LITERAL, c.ANY, c.IN, c.BRANCH, c.SUBPATTERN, c.MAX_REPEAT, c.MIN_REPEAT}
+    ok_ops = {c.LITERAL, c.NOT_LITERAL, c.ANY, c.IN, c.BRANCH, c.SUBPATTERN, c.MAX_REPEAT, c.MIN_REPEAT, c.AT}
+    # \b and \B: both engines use ASCII word characters on bytes. ^, $, \A, \Z differ at line ends.
+    ok_at = {c.AT_BOUNDARY, c.AT_NON_BOUNDARY}
     ok_in = {c.LITERAL, c.RANGE, c.NEGATE, c.CATEGORY}
     ok_categories = {c.CATEGORY_DIGIT, c.CATEGORY_NOT_DIGIT, c.CATEGORY_WORD, c.CATEGORY_NOT_WORD}
 
     def walk(items: Any) -> bool:
         for op, av in items:
             if op not in ok_ops:
+                return False
+            if op is c.AT and av not in ok_at:
                 return False
             if op is c.IN:
                 for iop, iav in av:

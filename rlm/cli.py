@@ -114,7 +114,8 @@ def _load_task(spec: str) -> Callable[..., Any]:
     if spec in found:
         return found[spec]
     known = ", ".join(sorted(found)) or "(none)"
-    extra = f" Some task modules failed to import: {'; '.join(f'{m}: {e}' for m, e in broken.items())}." if broken else ""
+    failed = "; ".join(f"{module}: {error}" for module, error in broken.items())
+    extra = f" Some task modules failed to import: {failed}." if broken else ""
     raise TaskError(f"Unknown task {spec!r}. Known tasks: {known}. Or pass path/to/file.py:function.{extra}")
 
 
@@ -141,7 +142,8 @@ def _check_file(path: Path, allow_binary: bool) -> None:
     except OSError as exc:
         _fail(f"Cannot read {path}: {exc.strerror or exc}.")
     if b"\0" in head and not allow_binary:
-        _fail(f"{path} looks binary (NUL bytes in its first {_SNIFF_BYTES} bytes). Pass --allow-binary to analyse it anyway.")
+        _fail(f"{path} looks binary (NUL bytes in its first {_SNIFF_BYTES} bytes). "
+              "Pass --allow-binary to analyse it anyway.")
 
 
 def _stdin_to_file() -> Path:

@@ -27,7 +27,7 @@ import re
 import threading
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Union
 
@@ -407,7 +407,10 @@ def context_slice(ctx: ContextSource, start: int, end: int) -> Chunk:
 
 
 def _compile(context: Context, pattern: str | re.Pattern[str], flags: int) -> re.Pattern[str] | BytesSearcher:
-    source, all_flags = (pattern.pattern, pattern.flags | flags) if isinstance(pattern, re.Pattern) else (pattern, flags)
+    if isinstance(pattern, re.Pattern):
+        source, all_flags = pattern.pattern, pattern.flags | flags
+    else:
+        source, all_flags = pattern, flags
     if isinstance(source, bytes):
         source = source.decode("utf-8", errors="strict")
     try:

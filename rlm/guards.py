@@ -57,6 +57,7 @@ __all__ = [
 _DEFAULT_MAX_COST = 0.50
 _DEFAULT_MAX_RUNTIME = 60.0
 _DEFAULT_MODEL = "gpt-4o-mini"
+_ZERO = Decimal(0)
 
 
 def _number(name: str, value: object, *, env: str | None, integer: bool = False, allow_zero: bool = False) -> Any:
@@ -133,7 +134,8 @@ class GuardConfig:
         if not isinstance(model, str) or not model.strip():
             raise ConfigError(f"model must be a non-empty model name (got {model!r}).")
         put(self, "model", model.strip())
-        for field_name, env in (("price_input_per_mtok", "RLM_PRICE_INPUT"), ("price_output_per_mtok", "RLM_PRICE_OUTPUT")):
+        prices = (("price_input_per_mtok", "RLM_PRICE_INPUT"), ("price_output_per_mtok", "RLM_PRICE_OUTPUT"))
+        for field_name, env in prices:
             value = getattr(self, field_name)
             if value is None and os.environ.get(env, "").strip():
                 value = _number(field_name, os.environ[env].strip(), env=env, allow_zero=True)
@@ -194,7 +196,7 @@ class Ledger:
             own = min(own, self.parent._free())
         return own
 
-    def _apply(self, reserved: Decimal, spent: Decimal, kept: Decimal = Decimal(0), overrun: Decimal = Decimal(0)) -> None:
+    def _apply(self, reserved: Decimal, spent: Decimal, kept: Decimal = _ZERO, overrun: Decimal = _ZERO) -> None:
         self.reserved += reserved
         self.spent += spent
         self.kept += kept

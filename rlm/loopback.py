@@ -238,8 +238,9 @@ class LoopbackServer:
             st = self._state
             st.in_flight += 1
             st.max_in_flight = max(st.max_in_flight, st.in_flight)
-            st.requests.append(RecordedRequest(handler.command, handler.path, body, {k.lower(): v for k, v in handler.headers.items()},
-                                               time.monotonic(), st.in_flight))
+            headers = {k.lower(): v for k, v in handler.headers.items()}
+            st.requests.append(RecordedRequest(handler.command, handler.path, body, headers, time.monotonic(),
+                                               st.in_flight))
 
     def _done(self) -> None:
         with self._lock:

@@ -221,7 +221,7 @@ _DECODER = json.JSONDecoder()
 
 
 def parse_json(answer: str) -> tuple[bool, Any]:
-    """``(True, value)`` for the first JSON value in an answer (bare, fenced or inside prose), else ``(False, None)``."""
+    """``(True, value)`` for the first JSON value in an answer (bare, fenced or in prose), else ``(False, None)``."""
     text = answer.strip()
     try:
         return True, json.loads(text)

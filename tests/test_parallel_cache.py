@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import os
 import random
-import sqlite3
 import subprocess
 import sys
-import threading
 import time
 import warnings
 from pathlib import Path
@@ -17,10 +15,7 @@ from typing import Any
 import pytest
 
 from rlm import (
-    CostLimitError,
     GuardConfig,
-    RecursionDepthError,
-    TokenLimitError,
     parallel_map,
     publish,
     run_task,

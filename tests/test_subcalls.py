@@ -11,9 +11,7 @@ import pytest
 
 from rlm import (
     ConfigError,
-    ContextAccessError,
     GuardConfig,
-    SubcallParseError,
     context_search,
     context_slice,
     run_task,
