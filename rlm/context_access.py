@@ -318,19 +318,20 @@ class Context:
             return ""
         return self._mm[start:end].decode("utf-8", errors="replace")
 
-    def _rfind_newline(self, lo: int, hi: int) -> int:
+    def _find_newline(self, lo: int, hi: int, *, last: bool = False) -> int:
+        """Position of the first (or last) newline in ``[lo, hi)``, or -1."""
         if self._text is not None:
-            return self._text.rfind("\n", lo, hi)
+            return self._text.rfind("\n", lo, hi) if last else self._text.find("\n", lo, hi)
         if self._mm is None:
             return -1
-        return self._mm.rfind(b"\n", lo, hi)
+        return self._mm.rfind(b"\n", lo, hi) if last else self._mm.find(b"\n", lo, hi)
 
-    def _find_newline(self, lo: int, hi: int) -> int:
-        if self._text is not None:
-            return self._text.find("\n", lo, hi)
-        if self._mm is None:
-            return -1
-        return self._mm.find(b"\n", lo, hi)
+    def _chunk(self, function: str, start: int, end: int) -> Chunk:
+        """Clamp a span, read it, record the access, and return it as a Chunk."""
+        start, end = self._clamp(start, end)
+        text = self._read(start, end)
+        self._record(function, start, end, len(text))
+        return Chunk(text, start, end)
 
     def _count_newlines(self, start: int, end: int) -> int:
         if self._text is not None:
@@ -381,29 +382,18 @@ def _ctx(ctx: ContextSource) -> Context:
 
 def context_head(ctx: ContextSource, n: int = 1000) -> Chunk:
     """The first ``n`` positions of the context."""
-    context = _ctx(ctx)
-    start, end = context._clamp(0, n)
-    text = context._read(start, end)
-    context._record("context_head", start, end, len(text))
-    return Chunk(text, start, end)
+    return _ctx(ctx)._chunk("context_head", 0, n)
 
 
 def context_tail(ctx: ContextSource, n: int = 1000) -> Chunk:
     """The last ``n`` positions of the context."""
     context = _ctx(ctx)
-    start, end = context._clamp(len(context) - max(int(n), 0), len(context))
-    text = context._read(start, end)
-    context._record("context_tail", start, end, len(text))
-    return Chunk(text, start, end)
+    return context._chunk("context_tail", len(context) - max(int(n), 0), len(context))
 
 
 def context_slice(ctx: ContextSource, start: int, end: int) -> Chunk:
     """The text between ``start`` and ``end``, clamped to the context (see the module docs)."""
-    context = _ctx(ctx)
-    start, end = context._clamp(start, end)
-    text = context._read(start, end)
-    context._record("context_slice", start, end, len(text))
-    return Chunk(text, start, end)
+    return _ctx(ctx)._chunk("context_slice", start, end)
 
 
 def _compile(context: Context, pattern: str | re.Pattern[str], flags: int) -> re.Pattern[str] | BytesSearcher:
@@ -518,7 +508,7 @@ def context_chunks(
     while pos < hi:
         cut = min(pos + size, hi)
         if cut < hi:
-            nl = context._rfind_newline(max(pos, cut - size // 4), cut)
+            nl = context._find_newline(max(pos, cut - size // 4), cut, last=True)
             if nl >= pos:
                 cut = nl + 1
             else:
@@ -542,10 +532,6 @@ def context_line(ctx: ContextSource, pos: int, max_len: int = 2000) -> Chunk:
     """
     context = _ctx(ctx)
     pos = min(max(int(pos), 0), len(context))
-    lo = context._rfind_newline(max(pos - max_len, 0), pos) + 1 or max(pos - max_len, 0)
+    lo = context._find_newline(max(pos - max_len, 0), pos, last=True) + 1 or max(pos - max_len, 0)
     nl = context._find_newline(pos, min(pos + max_len, len(context)))
-    hi = nl if nl >= 0 else min(pos + max_len, len(context))
-    start, end = context._clamp(lo, hi)
-    text = context._read(start, end)
-    context._record("context_line", start, end, len(text))
-    return Chunk(text, start, end)
+    return context._chunk("context_line", lo, nl if nl >= 0 else pos + max_len)

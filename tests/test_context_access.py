@@ -291,3 +291,15 @@ def test_property_mapped_chunks_reassemble_the_file(tmp_path_factory: pytest.Tem
         chunks = list(context_chunks(ctx, size))
         assert "".join(chunks) == path.read_bytes().decode("utf-8", errors="replace")
         assert all(a.end == b.start for a, b in zip(chunks, chunks[1:]))
+
+
+def test_context_line_returns_the_whole_line_around_a_position(tmp_path: Path) -> None:
+    from rlm.context_access import context_line
+
+    for ctx in (TEXT, mapped(tmp_path, TEXT)):
+        hit = context_search(ctx, "two")[0]
+        line = context_line(ctx, hit.start)
+        assert line == "error two" and line.span == (TEXT.index("error two"), TEXT.index("error two") + 9)
+        assert context_line(ctx, 0) == "alpha beta"
+        assert context_line(ctx, 10_000) == ""  # clamped to the end, after the final newline
+    assert context_line("x" * 100 + "\n", 50, max_len=10) == "x" * 20  # bounded on both sides
