@@ -278,8 +278,6 @@ def call_model(run: Run, messages: list[dict[str, str]], *, counted: int, json_m
             run.ledger.keep(worst)
             run.count(failed_calls=1)
             raise SubcallError(f"The model call failed unexpectedly: {redact(repr(exc))[:300]}") from None
-        else:  # cancelled without a body: treated as a broken attempt
-            last_problem = "no response body"
         if retries >= cfg.max_retries:
             run.count(failed_calls=1)
             raise SubcallError(
@@ -289,7 +287,7 @@ def call_model(run: Run, messages: list[dict[str, str]], *, counted: int, json_m
         delay = _retry_delay(exc, retries)
         if delay >= run.remaining_seconds():
             raise run.runtime_error(
-                f"The model API asked to wait {delay:.1f}s ({last_problem}), past the runtime limit of "
+                f"Retrying after {last_problem} means waiting {delay:.1f}s, past the runtime limit of "
                 f"{cfg.max_runtime_seconds:g}s. Try again later or raise --timeout."
             )
         retries += 1

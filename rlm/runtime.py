@@ -146,7 +146,9 @@ def run_task(
         if not done.wait(_UNWIND_SECONDS):  # let a task blocked on a subcall unwind by itself
             _interrupt(worker)  # stuck in pure Python: raise inside it
             done.wait(_INTERRUPT_SECONDS)
-    if not done.is_set() or isinstance(outcome.get("error"), RuntimeLimitError) and not str(outcome["error"]):
+    # _interrupt raises the bare class, so an empty message means the runtime stopped the task.
+    interrupted = isinstance(outcome.get("error"), RuntimeLimitError) and not str(outcome["error"])
+    if not done.is_set() or interrupted:
         error = run.runtime_error()
         run.guard_tripped(error)
         return _finish(run, ctx, owns_context, "partial", _snapshot(run.published), _one_line(error))

@@ -244,7 +244,7 @@ def test_retry_after_past_the_deadline_stops_at_once(llm: LoopbackServer) -> Non
     start = time.monotonic()
     result = run_task(one_call, "text", GuardConfig(max_runtime_seconds=5))
     assert time.monotonic() - start < 1.0
-    assert result["status"] == "partial" and "asked to wait 30.0s" in result["error"]
+    assert result["status"] == "partial" and "waiting 30.0s" in result["error"]
 
 
 def test_retry_after_ms_is_honoured_and_retries_are_not_billed_twice(llm: LoopbackServer) -> None:
