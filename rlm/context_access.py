@@ -20,6 +20,7 @@ invalid UTF-8 decodes to U+FFFD.
 
 from __future__ import annotations
 
+import itertools
 import mmap
 import operator
 import os
@@ -110,28 +111,30 @@ ContextSource = Union[str, "os.PathLike[str]", "Context"]
 class _LineIndex:
     """Maps positions to 1-based line numbers, counting newlines only when asked.
 
-    Checkpoints every block bound a random lookup to one block of counting,
-    and a cursor makes lookups in increasing order cost one pass in total.
+    A cursor makes lookups in increasing order (the order of search hits)
+    cost one pass in total; the checkpoints it leaves at every block boundary
+    bound a lookup further back to one block of counting.
     """
 
     def __init__(self, count: Callable[[int, int], int]) -> None:
         self._count = count
         self._lock = threading.Lock()
-        self._checkpoints = [0]  # newlines before k * _LINE_BLOCK
+        self._checkpoints = [0]  # newlines before k * _LINE_BLOCK, for every boundary passed so far
         self._cursor = (0, 0)  # (position, newlines before it)
 
     def line_at(self, pos: int) -> int:
         with self._lock:
-            block = pos // _LINE_BLOCK
             cps = self._checkpoints
-            while len(cps) <= block:
-                k = len(cps)
-                cps.append(cps[-1] + self._count((k - 1) * _LINE_BLOCK, k * _LINE_BLOCK))
-            cur_pos, cur_lines = self._cursor
-            if block * _LINE_BLOCK <= cur_pos <= pos:
-                lines = cur_lines + self._count(cur_pos, pos)
-            else:
-                lines = cps[block] + self._count(block * _LINE_BLOCK, pos)
+            cur_pos, lines = self._cursor
+            if pos < cur_pos:  # backwards: restart from the checkpoint at or before pos
+                block = min(pos // _LINE_BLOCK, len(cps) - 1)
+                cur_pos, lines = block * _LINE_BLOCK, cps[block]
+            while (boundary := (cur_pos // _LINE_BLOCK + 1) * _LINE_BLOCK) <= pos:
+                lines += self._count(cur_pos, boundary)
+                cur_pos = boundary
+                if boundary // _LINE_BLOCK == len(cps):
+                    cps.append(lines)
+            lines += self._count(cur_pos, pos)
             self._cursor = (pos, lines)
             return lines + 1
 
@@ -339,10 +342,12 @@ class Context:
         if self._mm is None:
             return 0
         self._check_open()
-        # Counted in bounded pieces: slicing an mmap copies.
+        # Counted in bounded pieces (slicing an mmap copies). bytes.replace finds newlines with
+        # memchr, about twice as fast as bytes.count's byte-by-byte loop (measured).
         total = 0
         for a in range(start, end, _LINE_BLOCK):
-            total += self._mm[a : min(a + _LINE_BLOCK, end)].count(b"\n")
+            piece = self._mm[a : min(a + _LINE_BLOCK, end)]
+            total += len(piece) - len(piece.replace(b"\n", b""))
         return total
 
 
@@ -436,20 +441,18 @@ def context_finditer(
     try:
         if context._text is not None:
             assert isinstance(rx, re.Pattern)
-            for m in rx.finditer(context._text, lo, hi):
-                hits += 1
+            for hits, m in enumerate(rx.finditer(context._text, lo, hi), 1):
                 last = m.end()
-                yield Match(m.start(), m.end(), m.group(), m.groups(), context._lines)
+                yield Match(m.start(), last, m.group(), m.groups(), context._lines)
         elif context._mm is not None:
             assert isinstance(rx, BytesSearcher)
             lines = context._lines
             new = tuple.__new__
-            for s, e, raw, groups in rx.finditer(context._mm, lo, hi):
-                hits += 1
-                last = e
-                if run is not None and not hits & 4095:
+            # The hot loop of a large scan: Match(...) without the call overhead.
+            for hits, (s, last, raw, groups) in enumerate(rx.finditer(context._mm, lo, hi), 1):
+                if not hits & 4095 and run is not None:
                     run.check_deadline()  # a long scan still stops at the deadline
-                yield new(Match, (s, e, raw, groups, lines))  # Match(...) without the call overhead
+                yield new(Match, (s, last, raw, groups, lines))
     finally:
         context._record("context_search", lo, last, hits, detail=str(getattr(rx, "pattern", pattern)))
 
@@ -471,18 +474,13 @@ def context_search(
     """
     if max_hits is not None and max_hits < 0:
         raise ContextAccessError(f"max_hits must be 0 or more (got {max_hits}).")
-    out: list[Match] = []
     if max_hits == 0:
-        return out
-    it = context_finditer(ctx, pattern, flags=flags, start=start, end=end)
+        return []
+    hits = context_finditer(ctx, pattern, flags=flags, start=start, end=end)
     try:
-        for m in it:
-            out.append(m)
-            if max_hits is not None and len(out) >= max_hits:
-                break
+        return list(itertools.islice(hits, max_hits))
     finally:
-        it.close()
-    return out
+        hits.close()  # records the access now, not whenever the generator is collected
 
 
 def context_chunks(

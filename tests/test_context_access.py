@@ -303,3 +303,17 @@ def test_context_line_returns_the_whole_line_around_a_position(tmp_path: Path) -
         assert context_line(ctx, 0) == "alpha beta"
         assert context_line(ctx, 10_000) == ""  # clamped to the end, after the final newline
     assert context_line("x" * 100 + "\n", 50, max_len=10) == "x" * 20  # bounded on both sides
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(alphabet="ab\n", max_size=200), data=st.data())
+def test_property_line_numbers_match_a_plain_count_in_any_lookup_order(
+    monkeypatch: pytest.MonkeyPatch, text: str, data: st.DataObject
+) -> None:
+    from rlm import context_access
+
+    monkeypatch.setattr(context_access, "_LINE_BLOCK", 7)  # many blocks, so checkpoints are exercised
+    hits = context_search(text, r"[ab\n]", max_hits=None)
+    order = data.draw(st.lists(st.integers(0, max(len(hits) - 1, 0)), max_size=30)) if hits else []
+    for i in order:
+        assert hits[i].line == text.count("\n", 0, hits[i].start) + 1
