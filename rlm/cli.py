@@ -205,6 +205,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("run.py: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug of ours: still one line, never a traceback
+        print(f"run.py: internal error: {redact(f'{type(exc).__name__}: {exc}')}. Please report it.",
+              file=sys.stderr)
+        return EXIT_ERROR
 
 
 def _main(argv: Sequence[str] | None) -> int:

@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
+from rlm.errors import ConfigError
+
 __all__ = ["TraceWriter", "redact", "secret_values"]
 
 _SECRET_ENV = ("OPENAI_API_KEY", "OPENAI_ADMIN_KEY")
@@ -51,7 +53,13 @@ class TraceWriter:
         self._lock = threading.Lock()
         self._seq = 0
         self._secrets = secret_values()
-        self._file: IO[str] | None = open(self.path, "a", encoding="utf-8")
+        try:
+            self._file: IO[str] | None = open(self.path, "a", encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(
+                f"Cannot write the trace to {self.path}: {exc.strerror or exc}. Pass a writable file path "
+                "to --trace (trace_path)."
+            ) from None
 
     def emit(self, event: str, **fields: Any) -> None:
         with self._lock:

@@ -144,6 +144,8 @@ def test_compact_prints_one_line(llm: LoopbackServer) -> None:
         ([LOG, "--task", "nope"], "Unknown task 'nope'. Known tasks: analyze_document, find_errors_in_log"),
         ([LOG, "--model", "my-local-model"], "No price known for model 'my-local-model'"),
         ([LOG, "--bogus"], "unrecognized arguments"),
+        ([LOG, "--trace", "/nonexistent-dir/t.jsonl"], "Cannot write the trace to /nonexistent-dir/t.jsonl"),
+        ([LOG, "--model", ""], "model must be a non-empty model name"),
         ([], "FILE argument is required"),
     ],
 )
