@@ -172,6 +172,7 @@ def run_task(
 def _finish(
     run: Run, ctx: Context | None, owns_context: bool, status: str, result: Any, error: str | None
 ) -> dict[str, Any]:
+    run.ledger.close()  # a call abandoned in flight counts as spent, in the summary too
     summary = run.budget_summary()
     run.emit("run_end", status=status, error=error, budget_summary=summary)
     run.close()
