@@ -216,6 +216,7 @@ class Context:
         self.name = name or (str(path) if path is not None else "<text>")
         self.accesses: deque[Access] = deque(maxlen=_ACCESS_LOG_SIZE)
         self.access_count = 0
+        self._record_lock = threading.Lock()  # parallel subcalls read the same context
         self._lines = _LineIndex(self._count_newlines)
         self._closed = False
 
@@ -289,8 +290,9 @@ class Context:
 
     def _record(self, function: str, start: int, end: int, returned: int, detail: str = "") -> None:
         access = Access(function, start, end, returned, detail)
-        self.accesses.append(access)
-        self.access_count += 1
+        with self._record_lock:
+            self.accesses.append(access)
+            self.access_count += 1
         run = current_run()
         if run is not None:
             run.on_context_access(self, access)

@@ -342,3 +342,21 @@ def test_guard_errors_share_one_base() -> None:
     for cls in (CostLimitError, TokenLimitError, RecursionDepthError, RuntimeLimitError):
         assert issubclass(cls, GuardError) and issubclass(cls, RLMError)
     assert not issubclass(SubcallError, GuardError)
+
+
+def test_tiktoken_counts_are_used_when_its_encoding_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Offline the BPE files cannot load; a tiny byte-level encoding stands in to show the path is taken."""
+    import tiktoken
+
+    from rlm.tokens import _encoding, count_request_tokens
+
+    byte_level = tiktoken.Encoding(name="test-bytes", pat_str=r"\S+|\s+",
+                                   mergeable_ranks={bytes([i]): i for i in range(256)}, special_tokens={})
+    monkeypatch.setattr(tiktoken, "encoding_for_model", lambda model: byte_level)
+    _encoding.cache_clear()
+    try:
+        count = count_request_tokens("gpt-4o-mini", [{"role": "user", "content": "héllo"}])
+        assert count.method == "tiktoken:test-bytes"
+        assert count.tokens == len("héllo".encode()) + len("user") + 4 + 3
+    finally:
+        _encoding.cache_clear()
