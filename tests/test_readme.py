@@ -67,3 +67,32 @@ def test_readme_commands_run(command: str, llm: LoopbackServer, tmp_path: Path) 
     proc = subprocess.run([sys.executable, *args[1:]], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert '"status": "completed"' in proc.stdout
+
+
+def test_readme_trace_schema_matches_the_events_written(llm: LoopbackServer, tmp_path: Path) -> None:
+    import json
+
+    from rlm import GuardConfig, context_search, run_task, semantic_subcall
+
+    section = README.split("## The audit trail")[1].split("\n## ")[0]
+    documented = {}
+    for name, fields in re.findall(r"^\| `(\w+)` \| (.*) \|$", section, re.M):
+        if name != "event":  # the header row
+            # Top-level fields only: what is in parentheses describes them (or their nested keys).
+            documented[name] = set(re.findall(r"`(\w+)`", re.sub(r"\([^)]*\)", "", fields)))
+    trace = tmp_path / "t.jsonl"
+
+    def task(ctx):  # type: ignore[no-untyped-def]
+        semantic_subcall("q", context_search(ctx, "x")[0].text)
+        raise ValueError("boom")
+
+    run_task(task, "x", GuardConfig(trace_path=str(trace)))
+    run_task(lambda c: semantic_subcall("q", "c"), "x", GuardConfig(trace_path=str(trace), max_cost=1e-9))
+    common = {"event", "run_id", "seq", "ts"}
+    seen: dict[str, set[str]] = {}
+    for line in trace.read_text().splitlines():
+        event = json.loads(line)
+        seen.setdefault(event["event"], set()).update(set(event) - common)
+    assert set(seen) == set(documented)
+    for name, fields in seen.items():
+        assert fields == documented[name], name
