@@ -363,6 +363,10 @@ class Run:
             )
 
     def guard_tripped(self, error: GuardError) -> None:
+        """Count and trace a guard trip, once per error however many layers see it."""
+        if getattr(error, "_rlm_traced", False):
+            return
+        error._rlm_traced = True  # type: ignore[attr-defined]
         with self._lock:
             if error.limit not in self.counters.guard_trips:
                 self.counters.guard_trips.append(error.limit)

@@ -157,8 +157,9 @@ def run_task(
     if exc is None:
         try:
             result = _jsonable(outcome.get("result"))
-        except Exception as conv:  # pragma: no cover - _jsonable falls back to str()
-            return _finish(run, ctx, owns_context, "error", None, _one_line(conv))
+        except Exception as conv:  # e.g. the task returned the Context itself, which refuses str()
+            message = f"The task's result is not JSON-ready: {_one_line(conv)}"
+            return _finish(run, ctx, owns_context, "error", None, message)
         return _finish(run, ctx, owns_context, "completed", result, None)
     if isinstance(exc, GuardError):
         run.guard_tripped(exc)

@@ -217,3 +217,14 @@ def test_secrets_echoed_by_the_server_are_scrubbed(llm: LoopbackServer, tmp_path
     assert TEST_KEY not in trace.read_text() and TEST_KEY not in str(bad)
     assert "***" in trace.read_text() and bad["status"] == "error"
     assert ok["status"] == "completed"
+
+
+def test_a_result_that_cannot_be_made_json_is_an_error() -> None:
+    result = run_task(lambda c: {"context": c}, "secret text")
+    assert result["status"] == "error" and "not JSON-ready" in result["error"] and "secret" not in result["error"]
+
+
+def test_each_guard_trip_is_traced_once(llm: LoopbackServer, tmp_path: Path) -> None:
+    trace = tmp_path / "t.jsonl"
+    run_task(lambda c: semantic_subcall("x", "y"), "x", GuardConfig(trace_path=str(trace), max_cost=1e-9))
+    assert trace.read_text().count('"guard_trip"') == 1
