@@ -15,11 +15,12 @@ TEST_KEY = "sk-test-SECRETKEY-0123456789abcdef"
 
 
 @pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test sees the developer's real keys or RLM_* settings."""
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No test sees the developer's real keys or RLM_* settings, or writes to their response cache."""
     for name in list(os.environ):
         if name.startswith(("RLM_", "OPENAI_")):
             monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RLM_CACHE_DIR", str(tmp_path_factory.mktemp("rlm-cache")))
 
 
 @pytest.fixture

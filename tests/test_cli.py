@@ -22,11 +22,6 @@ LOG = str(ROOT / "examples" / "server.log")
 DOC = str(ROOT / "examples" / "document.txt")
 
 
-@pytest.fixture(autouse=True)
-def private_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("RLM_CACHE_DIR", str(tmp_path / "cache"))
-
-
 def cli(*args: str, stdin: str | None = None, cwd: Path = ROOT, **env: str) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run([sys.executable, RUN, *args], cwd=cwd, env={**os.environ, **env}, input=stdin,
                           capture_output=True, text=True, timeout=60)

@@ -28,7 +28,6 @@ def test_readme_python_examples_run_against_the_loopback_server(
     llm: LoopbackServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.chdir(ROOT)
-    monkeypatch.setenv("RLM_CACHE_DIR", str(tmp_path))
     llm.responder = lambda body: '{"sentiment": "neutral", "confidence": 0.5}' if "response_format" in body else "warning"
     namespace: dict[str, object] = {"__name__": "readme"}
     code = blocks("python")
@@ -62,9 +61,9 @@ def test_the_quick_start_opens_with_install_and_test_commands() -> None:
 
 @pytest.mark.parametrize("command", readme_commands())
 def test_readme_commands_run(command: str, llm: LoopbackServer, tmp_path: Path) -> None:
-    env = {**os.environ, "RLM_CACHE_DIR": str(tmp_path)}
     args = shlex.split(command)
-    proc = subprocess.run([sys.executable, *args[1:]], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([sys.executable, *args[1:]], cwd=ROOT, env=dict(os.environ), capture_output=True, text=True,
+                          timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert '"status": "completed"' in proc.stdout
 
