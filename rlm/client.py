@@ -38,7 +38,6 @@ class ModelReply:
     """A settled model answer and what it cost."""
 
     content: str
-    counted_tokens: int
     input_tokens: int
     output_tokens: int
     cost: Decimal
@@ -313,6 +312,5 @@ def _settle(
         run.ledger.settle(worst, cost)
         if output_tokens > cap:
             run.count(cap_breaches=1)
-    return ModelReply(content, counted, input_tokens, output_tokens, cost, worst, time.monotonic() - started, retries,
-                      reported)
+    return ModelReply(content, input_tokens, output_tokens, cost, worst, time.monotonic() - started, retries, reported)
 

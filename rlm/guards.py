@@ -254,14 +254,14 @@ class SubcallRecord:
     chunk_end: int | None
     chunk_sha256: str
     model: str
-    counted_tokens: int
-    input_tokens: int
-    output_tokens: int
-    cost_usd: float
-    reserved_usd: float
-    latency_seconds: float
-    retries: int
     answer: str
+    counted_tokens: int
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    reserved_usd: float = 0.0
+    latency_seconds: float = 0.0
+    retries: int = 0
     usage_reported: bool = True
     cached: bool = False
     dry_run: bool = False

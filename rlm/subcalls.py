@@ -86,18 +86,9 @@ def _ask(kind: str, prompt: str, chunk: object, *, suffix: str = "", json_mode: 
         run.record_subcall(SubcallRecord(
             kind=kind, instruction=str(prompt), chunk_start=span[0], chunk_end=span[1],
             chunk_sha256=hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest(),
-            model=str(run.config.model), answer=answer, **_record_defaults(fields),
+            model=str(run.config.model), answer=answer, counted_tokens=counted, **fields,
         ))
         return answer
-
-
-def _record_defaults(fields: dict[str, Any]) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "counted_tokens": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0,
-        "reserved_usd": 0.0, "latency_seconds": 0.0, "retries": 0,
-    }
-    base.update(fields)
-    return base
 
 
 def _cache(run: Run) -> ResponseCache | None:
@@ -112,8 +103,9 @@ def _cache(run: Run) -> ResponseCache | None:
 
 
 def _live(run: Run, messages: list[dict[str, str]], counted: int, json_mode: bool) -> tuple[str, dict[str, Any]]:
+    """The answer and its record fields, from the cache or from one model call."""
     cache = _cache(run)
-    key = None
+    key = ""
     if cache is not None:
         cfg = run.config
         key = cache_key(base_url=api_target()[1], model=str(cfg.model), messages=messages,
@@ -122,18 +114,17 @@ def _live(run: Run, messages: list[dict[str, str]], counted: int, json_mode: boo
         if hit is not None:
             with run._lock:
                 run.counters.cache_saved += hit.cost
-            return hit.answer, {"counted_tokens": counted, "input_tokens": hit.input_tokens,
-                                "output_tokens": hit.output_tokens, "cached": True, "usage_reported": False}
+            return hit.answer, {"input_tokens": hit.input_tokens, "output_tokens": hit.output_tokens,
+                                "cached": True, "usage_reported": False}
         run.count(cache_misses=1)
     reply = call_model(run, messages, counted=counted, json_mode=json_mode)
-    if cache is not None and key is not None:
+    if cache is not None:
         cache.put(key, str(run.config.model),
                   CachedAnswer(reply.content, reply.input_tokens, reply.output_tokens, reply.cost))
     return reply.content, {
-        "counted_tokens": reply.counted_tokens, "input_tokens": reply.input_tokens,
-        "output_tokens": reply.output_tokens, "cost_usd": float(reply.cost), "reserved_usd": float(reply.reserved),
-        "latency_seconds": round(reply.latency_seconds, 6), "retries": reply.retries,
-        "usage_reported": reply.usage_reported,
+        "input_tokens": reply.input_tokens, "output_tokens": reply.output_tokens, "cost_usd": float(reply.cost),
+        "reserved_usd": float(reply.reserved), "latency_seconds": round(reply.latency_seconds, 6),
+        "retries": reply.retries, "usage_reported": reply.usage_reported,
     }
 
 
@@ -142,7 +133,7 @@ def _dry_run(run: Run, counted: int) -> dict[str, Any]:
     worst = worst_case_cost(run, counted)
     with run._lock:
         run.counters.dry_run_worst_case += worst
-    return {"counted_tokens": counted, "reserved_usd": float(worst), "dry_run": True, "usage_reported": False}
+    return {"reserved_usd": float(worst), "dry_run": True, "usage_reported": False}
 
 
 # -- the four subcalls ---------------------------------------------------------
