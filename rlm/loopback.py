@@ -45,7 +45,8 @@ class Fault:
     optional ``retry_after`` seconds / ``retry_after_ms``), ``"hang"`` (say
     nothing for ``seconds``), ``"trickle"`` (a valid body, one byte every
     ``interval`` seconds), ``"malformed"`` (200 with a broken JSON body),
-    ``"drop"`` (close the connection without answering).
+    ``"drop"`` (close the connection without answering). ``code`` is the
+    error body's ``code`` (``"context_length_exceeded"``, ...).
     """
 
     kind: str
@@ -55,6 +56,7 @@ class Fault:
     seconds: float = 30.0
     interval: float = 0.4
     message: str = "injected fault"
+    code: str | None = None
 
     @classmethod
     def rate_limit(cls, retry_after: float | None = None, retry_after_ms: int | None = None) -> Fault:
@@ -295,7 +297,8 @@ class LoopbackServer:
                 headers["Retry-After"] = f"{fault.retry_after:g}"
             if fault.retry_after_ms is not None:
                 headers["retry-after-ms"] = str(fault.retry_after_ms)
-            h._send_json(fault.status, {"error": {"message": fault.message, "type": "loopback_fault"}}, headers)
+            error = {"message": fault.message, "type": "loopback_fault", "code": fault.code}
+            h._send_json(fault.status, {"error": error}, headers)
         elif fault.kind == "hang":
             self._sleep(fault.seconds)
             h.close_connection = True
