@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Union
 
-from rlm._regex import BytesSearcher
+from rlm._regex import SearchDeadline, Searcher
+from rlm._scope import current_scope
 from rlm.errors import ContextAccessError
-from rlm.guards import current_run
 
 __all__ = [
     "Access",
@@ -293,9 +293,10 @@ class Context:
         with self._record_lock:
             self.accesses.append(access)
             self.access_count += 1
-        run = current_run()
+        run = current_scope()
         if run is not None:
-            run.on_context_access(self, access)
+            run.record_access(context=self.name, function=function, start=start, end=end, returned=returned,
+                              detail=detail, file=None)
 
     def _snap(self, pos: int, forward: bool) -> int:
         """Move a byte position off a UTF-8 continuation byte (outward)."""
@@ -379,7 +380,7 @@ def open_context(source: ContextSource, *, name: str | None = None) -> Context:
 
 
 def _ctx(ctx: ContextSource) -> Context:
-    run = current_run()
+    run = current_scope()
     if run is not None:
         run.check_deadline()  # an abandoned or expired task may not read on
     context = open_context(ctx)
@@ -403,18 +404,18 @@ def context_slice(ctx: ContextSource, start: int, end: int) -> Chunk:
     return _ctx(ctx)._chunk("context_slice", start, end)
 
 
-def _compile(context: Context, pattern: str | re.Pattern[str], flags: int) -> re.Pattern[str] | BytesSearcher:
+def _compile(context: Context, pattern: str | re.Pattern[str], flags: int) -> Searcher:
     if isinstance(pattern, re.Pattern):
         source, all_flags = pattern.pattern, pattern.flags | flags
     else:
         source, all_flags = pattern, flags
     if isinstance(source, bytes):
         source = source.decode("utf-8", errors="strict")
+    if not isinstance(source, str):
+        raise ContextAccessError(f"A search pattern must be a str or a compiled re pattern (got {type(source).__name__}).")
     try:
-        if context._text is not None:
-            return re.compile(source, all_flags)
-        return BytesSearcher(source.encode("utf-8"), all_flags & ~re.UNICODE)
-    except (re.error, ValueError) as exc:
+        return Searcher(source, all_flags, binary=context._text is None)
+    except (re.error, ValueError, OverflowError) as exc:
         raise ContextAccessError(
             f"Invalid search pattern {source!r}: {exc}. Patterns use Python re syntax; "
             "escape special characters with re.escape() to search for literal text."
@@ -439,24 +440,23 @@ def context_finditer(
     lo, hi = context._clamp(start, len(context) if end is None else end)
     hits = 0
     last = lo
-    run = current_run()
+    run = current_scope()
+    deadline = run.deadline_at() if run is not None else None
+    buf = context._text if context._text is not None else context._mm
     try:
-        if context._text is not None:
-            assert isinstance(rx, re.Pattern)
-            for hits, m in enumerate(rx.finditer(context._text, lo, hi), 1):
-                last = m.end()
-                yield Match(m.start(), last, m.group(), m.groups(), context._lines)
-        elif context._mm is not None:
-            assert isinstance(rx, BytesSearcher)
+        if buf is not None:
             lines = context._lines
             new = tuple.__new__
             # The hot loop of a large scan: Match(...) without the call overhead.
-            for hits, (s, last, raw, groups) in enumerate(rx.finditer(context._mm, lo, hi), 1):
+            for hits, (s, last, raw, groups) in enumerate(rx.finditer(buf, lo, hi, deadline), 1):
                 if not hits & 4095 and run is not None:
-                    run.check_deadline()  # a long scan still stops at the deadline
+                    run.check_deadline()  # a consumer's slow loop still stops at the deadline
                 yield new(Match, (s, last, raw, groups, lines))
+    except SearchDeadline:
+        assert run is not None
+        raise run.runtime_error() from None
     finally:
-        context._record("context_search", lo, last, hits, detail=str(getattr(rx, "pattern", pattern)))
+        context._record("context_search", lo, last, hits, detail=rx.pattern)
 
 
 def context_search(

@@ -1,6 +1,7 @@
 """One exception tree for the whole runtime.
 
-Every message says what happened and what to do next. Guard errors share a
+Every message says what happened and what to do next; every error also
+carries its facts as attributes a caller can branch on. Guard errors share a
 base class so callers can catch "a limit stopped me" in one place.
 """
 
@@ -41,35 +42,77 @@ class GuardError(RLMError):
 
 
 class CostLimitError(GuardError):
-    """The next model call could cost more than what remains of the budget."""
+    """The next model call could cost more than what remains of the budget.
+
+    ``needed_usd`` is that call's worst case, ``remaining_usd`` what was left
+    when it was refused, ``budget_usd`` the run's ``max_cost``.
+    """
 
     limit = "cost"
 
+    def __init__(self, message: str = "", *, needed_usd: float | None = None, remaining_usd: float | None = None,
+                 budget_usd: float | None = None) -> None:
+        super().__init__(message)
+        self.needed_usd = needed_usd
+        self.remaining_usd = remaining_usd
+        self.budget_usd = budget_usd
+
 
 class TokenLimitError(GuardError):
-    """A subcall's request is larger than max_tokens_per_subcall."""
+    """A subcall's request is larger than ``max_tokens_per_subcall``."""
 
     limit = "tokens"
 
+    def __init__(self, message: str = "", *, counted_tokens: int | None = None,
+                 limit_tokens: int | None = None) -> None:
+        super().__init__(message)
+        self.counted_tokens = counted_tokens
+        self.limit_tokens = limit_tokens
+
 
 class RecursionDepthError(GuardError):
-    """A subcall or run was issued deeper than max_depth allows."""
+    """A subcall or run was issued deeper than ``max_depth`` allows."""
 
     limit = "depth"
 
+    def __init__(self, message: str = "", *, depth: int | None = None, max_depth: int | None = None) -> None:
+        super().__init__(message)
+        self.depth = depth
+        self.max_depth = max_depth
+
 
 class RuntimeLimitError(GuardError):
-    """The run's wall-clock deadline has passed."""
+    """The run's wall-clock deadline has passed (``limit_seconds`` is the limit)."""
 
     limit = "runtime"
 
+    def __init__(self, message: str = "", *, limit_seconds: float | None = None) -> None:
+        super().__init__(message)
+        self.limit_seconds = limit_seconds
+
 
 class SubcallError(RLMError):
-    """The model API failed in a way retrying cannot fix (bad key, unknown model, ...)."""
+    """The model API failed in a way retrying did not fix (bad key, unknown model, repeated 5xx...).
+
+    ``status_code`` is the last HTTP status (None for a connection failure),
+    ``request_id`` the server's request id when it sent one, and ``retryable``
+    whether the failure was of a kind that retrying later may fix.
+    """
+
+    def __init__(self, message: str = "", *, status_code: int | None = None, request_id: str | None = None,
+                 retryable: bool = False) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.request_id = request_id
+        self.retryable = retryable
 
 
 class SubcallParseError(SubcallError):
     """The model's answer could not be read as the requested shape and no default was given."""
+
+    def __init__(self, message: str = "", *, answer: str = "") -> None:
+        super().__init__(message)
+        self.answer = answer
 
 
 class TaskError(RLMError):

@@ -15,6 +15,7 @@ import contextvars
 import ctypes
 import dataclasses
 import threading
+import time
 import traceback
 from collections.abc import Callable, Mapping
 from decimal import Decimal
@@ -22,7 +23,7 @@ from typing import Any, TypeVar
 
 from rlm.context_access import Chunk, Context, ContextSource, Match, open_context
 from rlm.errors import CostLimitError, GuardError, RLMError, RuntimeLimitError
-from rlm.guards import GuardConfig, Run, activate, current_run
+from rlm.guards import GuardConfig, Run, current_run
 from rlm.trace import redact
 
 __all__ = ["run_task", "TaskBuilder", "publish", "TaskFn"]
@@ -94,10 +95,14 @@ def _one_line(exc: BaseException) -> str:
     return redact(f"{type(exc).__name__}: {text}")
 
 
+class _Interrupted(RuntimeLimitError):
+    """Raised asynchronously inside a task that outlived its deadline in Python code."""
+
+
 def _interrupt(thread: threading.Thread) -> None:
-    """Raise RuntimeLimitError inside a thread stuck in Python code (best effort)."""
+    """Raise _Interrupted inside a thread stuck in Python code (best effort)."""
     if thread.ident is not None:
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(RuntimeLimitError))
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(_Interrupted))
 
 
 def run_task(
@@ -115,9 +120,11 @@ def run_task(
     ``progress`` is called with the budget summary after every subcall.
     """
     config = config or GuardConfig()
-    run = Run(config, parent=current_run())
-    run.progress = progress
+    if not config.dry_run:
+        import openai  # noqa: F401  # the SDK's first import takes about a second: not on the task's clock
     name = getattr(task_fn, "__qualname__", repr(task_fn))
+    run = Run(config, parent=current_run(), task=name)
+    run.progress = progress
     owns_context = not isinstance(context, Context)
     ctx: Context | None = None
     try:
@@ -131,7 +138,7 @@ def run_task(
     done = threading.Event()
 
     def target() -> None:
-        with activate(run):
+        with run.installed():
             try:
                 outcome["result"] = task_fn(ctx)
             except BaseException as exc:  # reported in the result, never raised
@@ -142,15 +149,12 @@ def run_task(
     worker = threading.Thread(target=contextvars.copy_context().run, args=(target,), name="rlm-task", daemon=True)
     worker.start()
     if not done.wait(max(run.remaining_seconds(), 0.0)):
-        run.expired = True  # every later access or subcall from the task now raises
+        run.runtime_error()  # every later access or subcall from the task now raises
         if not done.wait(_UNWIND_SECONDS):  # let a task blocked on a subcall unwind by itself
             _interrupt(worker)  # stuck in pure Python: raise inside it
             done.wait(_INTERRUPT_SECONDS)
-    # _interrupt raises the bare class, so an empty message means the runtime stopped the task.
-    interrupted = isinstance(outcome.get("error"), RuntimeLimitError) and not str(outcome["error"])
-    if not done.is_set() or interrupted:
+    if not done.is_set() or isinstance(outcome.get("error"), _Interrupted):
         error = run.runtime_error()
-        run.guard_tripped(error)
         return _finish(run, ctx, owns_context, "partial", _snapshot(run.published), _one_line(error))
 
     exc = outcome.get("error")
@@ -162,7 +166,7 @@ def run_task(
             return _finish(run, ctx, owns_context, "error", None, message)
         return _finish(run, ctx, owns_context, "completed", result, None)
     if isinstance(exc, GuardError):
-        run.guard_tripped(exc)
+        run.trip(exc)
     else:
         run.emit("error", error=type(exc).__name__, message=str(exc),
                  traceback="".join(traceback.format_exception(exc)))
@@ -174,6 +178,7 @@ def _finish(
     run: Run, ctx: Context | None, owns_context: bool, status: str, result: Any, error: str | None
 ) -> dict[str, Any]:
     run.ledger.close()  # a call abandoned in flight counts as spent, in the summary too
+    run.ended_at = time.monotonic()
     summary = run.budget_summary()
     run.emit("run_end", status=status, error=error, budget_summary=summary)
     run.close()

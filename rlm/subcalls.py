@@ -2,9 +2,13 @@
 
 Each call goes through the official ``openai`` SDK under the current run's
 guards (see :mod:`rlm.guards`), at temperature 0 by default, and is recorded
-with the chunk's span so every answer can be traced to the text it read.
-The typed variants read the model's free text into JSON, a bool or one of a
-set of choices, in Python, tolerantly; they fall back to ``default``.
+with the chunk's span so every answer can be traced to the text it read. The
+typed variants read the model's free text into JSON, a bool or one of a set
+of choices, in Python, tolerantly; they fall back to ``default``.
+
+Outside any run (a script that calls a subcall directly), each call runs
+under a fresh run with default guards that is closed when the call returns;
+``with init_guards(config):`` puts many calls under one budget.
 """
 
 from __future__ import annotations
@@ -13,16 +17,21 @@ import contextvars
 import copy
 import hashlib
 import json
-import re
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from rlm._answers import normalize_choice, parse_bool, parse_choice, parse_json
+from rlm._attempt import AttemptReport, ChatRequest
+from rlm._retry import retry_delay, should_retry
+from rlm._transport import Transport, is_openai
 from rlm.cache import CachedAnswer, ResponseCache, cache_key
-from rlm.client import api_target, call_model, worst_case_cost
 from rlm.context_access import Chunk, Context
-from rlm.errors import ConfigError, ContextAccessError, GuardError, SubcallParseError
-from rlm.guards import Run, SubcallRecord, check_request_tokens, current_run, init_guards, subcall_scope
+from rlm.errors import ConfigError, ContextAccessError, GuardError, SubcallError, SubcallParseError
+from rlm.guards import GuardConfig, Run, Settlement, SubcallRecord, current_run, subcall_scope
+from rlm.tokens import count_request_tokens
 
 __all__ = [
     "SYSTEM_PROMPT",
@@ -43,21 +52,18 @@ SYSTEM_PROMPT = (
 _JSON_SUFFIX = "\nRespond with a single JSON value only, no prose."
 _BOOL_SUFFIX = "\nAnswer with exactly one word: yes or no."
 _DRY_RUN_TEXT = "[dry-run: no model call was made]"
+_MODELS_TIMEOUT = 10.0
 
 T = TypeVar("T")
 R = TypeVar("R")
+Messages = tuple[tuple[str, str], ...]
 
 
-def _run() -> Run:
-    """The current run; a script that calls a subcall outside run_task gets default guards."""
-    return current_run() or init_guards()
-
-
-def _messages(prompt: str, chunk: str, suffix: str) -> list[dict[str, str]]:
-    return [
-        {"role": "system", "content": SYSTEM_PROMPT},
-        {"role": "user", "content": f"{prompt}{suffix}\n\nExcerpt:\n<<<\n{chunk}\n>>>"},
-    ]
+def _messages(prompt: str, chunk: str, suffix: str) -> Messages:
+    return (
+        ("system", SYSTEM_PROMPT),
+        ("user", f"{prompt}{suffix}\n\nExcerpt:\n<<<\n{chunk}\n>>>"),
+    )
 
 
 def _ask(kind: str, prompt: str, chunk: object, *, suffix: str = "", json_mode: bool = False,
@@ -68,27 +74,62 @@ def _ask(kind: str, prompt: str, chunk: object, *, suffix: str = "", json_mode: 
             "A whole context was passed to a subcall (rule 1: never load the context into a prompt). "
             "Pass a bounded chunk from context_slice / context_chunks / context_search."
         )
-    run = _run()
+    run = current_run()
+    if run is None:  # a script outside any run: fresh default guards for this one call
+        with Run(GuardConfig(), task="subcall") as fresh:
+            return _ask_in(fresh, kind, prompt, chunk, suffix, json_mode, dry_answer)
+    return _ask_in(run, kind, prompt, chunk, suffix, json_mode, dry_answer)
+
+
+def _ask_in(run: Run, kind: str, prompt: str, chunk: object, suffix: str, json_mode: bool, dry_answer: str) -> str:
     with subcall_scope(run):
+        if run.halted is not None:
+            raise run.halted
         run.check_deadline()
+        if run.model is None and (run.pricing is None or not run.config.dry_run):
+            _resolve_model(run)  # a dry run asks only when it needs the model's price
         text = chunk if isinstance(chunk, str) else str(chunk)
         messages = _messages(str(prompt), text, suffix)
-        try:
-            counted = check_request_tokens(run, messages, json_mode)
-            if run.config.dry_run:
-                answer, fields = dry_answer, _dry_run(run, counted)
-            else:
-                answer, fields = _live(run, messages, counted, json_mode)
-        except GuardError as exc:
-            run.guard_tripped(exc)
-            raise
+        counted = count_request_tokens(run.model, messages, json_mode=json_mode).tokens
+        run.check_tokens(counted)
+        request_id: str | None = None
+        if run.config.dry_run:
+            admission = run.admit(counted)
+            answer = dry_answer
+            fields: dict[str, Any] = {"reserved_usd": float(admission.reserved), "dry_run": True}
+        else:
+            answer, fields, request_id = _live(run, messages, counted, json_mode)
         span = (chunk.start, chunk.end) if isinstance(chunk, Chunk) else (None, None)
         run.record_subcall(SubcallRecord(
             kind=kind, instruction=str(prompt), chunk_start=span[0], chunk_end=span[1],
             chunk_sha256=hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest(),
-            model=str(run.config.model), answer=answer, counted_tokens=counted, **fields,
+            model=run.model, answer=answer, counted_tokens=counted, request_id=request_id, **fields,
         ))
         return answer
+
+
+def _transport(run: Run) -> Transport:
+    problem = run.api_problem()
+    if problem is not None:
+        raise ConfigError(problem)
+    return run.resource(Transport, lambda: Transport(api_key=run.config.api_key, base_url=run.config.base_url))
+
+
+def _resolve_model(run: Run) -> None:
+    """Ask a non-OpenAI server which model it serves when none was configured (once per run)."""
+    with run.model_lock:
+        if run.model is not None:
+            return
+        transport = _transport(run)
+        try:
+            served = transport.list_models(timeout=min(run.remaining_seconds(), _MODELS_TIMEOUT))
+        except Exception as exc:
+            raise SubcallError(
+                f"No model is set, and the server at {run.config.base_url} did not say which it serves "
+                f"(GET /models failed: {type(exc).__name__}). Set RLM_MODEL (--model).",
+                status_code=getattr(exc, "status_code", None),
+            ) from exc
+        run.adopt_model(served)
 
 
 def _cache(run: Run) -> ResponseCache | None:
@@ -96,44 +137,111 @@ def _cache(run: Run) -> ResponseCache | None:
     cfg = run.config
     if not cfg.cache or (cfg.temperature > 0 and not cfg.cache_nonzero_temperature):
         return None
-    with run._lock:
-        if run._cache is None:
-            run._cache = ResponseCache(cfg.cache_path)
-        return run._cache if run._cache.enabled else None
+    cache = run.resource(ResponseCache, lambda: ResponseCache(cfg.cache_path))
+    return cache if cache.enabled else None
 
 
-def _live(run: Run, messages: list[dict[str, str]], counted: int, json_mode: bool) -> tuple[str, dict[str, Any]]:
-    """The answer and its record fields, from the cache or from one model call."""
+def _live(run: Run, messages: Messages, counted: int, json_mode: bool) -> tuple[str, dict[str, Any], str | None]:
+    """The answer, its record fields and request id: from the cache, or from one model call."""
     cache = _cache(run)
     key = ""
+    cfg = run.config
     if cache is not None:
-        cfg = run.config
-        key = cache_key(base_url=api_target()[1], model=str(cfg.model), messages=messages,
+        key = cache_key(base_url=cfg.base_url, model=str(run.model),
+                        messages=[{"role": r, "content": c} for r, c in messages],
                         temperature=cfg.temperature, max_output_tokens=cfg.max_output_tokens, json_mode=json_mode)
         hit = cache.get(key)
         if hit is not None:
-            with run._lock:
-                run.counters.cache_saved += hit.cost
+            run.count_cache(hit=True, saved=hit.cost)
             return hit.answer, {"input_tokens": hit.input_tokens, "output_tokens": hit.output_tokens,
-                                "cached": True, "usage_reported": False}
-        run.count(cache_misses=1)
-    reply = call_model(run, messages, counted=counted, json_mode=json_mode)
+                                "cached": True}, None
+        run.count_cache(hit=False)
+    reply = _call_model(run, messages, counted, json_mode)
+    bill = reply.settlement
     if cache is not None:
-        cache.put(key, str(run.config.model),
-                  CachedAnswer(reply.content, reply.input_tokens, reply.output_tokens, reply.cost))
-    return reply.content, {
-        "input_tokens": reply.input_tokens, "output_tokens": reply.output_tokens, "cost_usd": float(reply.cost),
-        "reserved_usd": float(reply.reserved), "latency_seconds": round(reply.latency_seconds, 6),
-        "retries": reply.retries, "usage_reported": reply.usage_reported,
-    }
+        cache.put(key, str(run.model), CachedAnswer(reply.text, bill.input_tokens, bill.output_tokens, bill.cost))
+    return reply.text, {
+        "input_tokens": bill.input_tokens, "output_tokens": bill.output_tokens, "cost_usd": float(bill.cost),
+        "reserved_usd": float(reply.reserved), "latency_seconds": round(reply.latency, 6),
+        "retries": reply.retries, "usage_reported": bill.usage_reported,
+    }, reply.request_id
 
 
-def _dry_run(run: Run, counted: int) -> dict[str, Any]:
-    """Account for the call a real run would make: its worst-case cost, no HTTP."""
-    worst = worst_case_cost(run, counted)
-    with run._lock:
-        run.counters.dry_run_worst_case += worst
-    return {"reserved_usd": float(worst), "dry_run": True, "usage_reported": False}
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    text: str
+    settlement: Settlement
+    reserved: float
+    retries: int
+    latency: float
+    request_id: str | None
+
+
+def _refuses(report: AttemptReport, *words: str) -> bool:
+    """Whether a 400 says the server does not support a request option."""
+    problem = report.problem.lower()
+    return report.status_code == 400 and any(w in problem for w in words)
+
+
+def _call_model(run: Run, messages: Messages, counted: int, json_mode: bool) -> _Reply:
+    """One subcall's HTTP attempts: each admitted and settled by the run, retried by the SDK's rules."""
+    cfg = run.config
+    transport = _transport(run)
+    assert run.model is not None
+    started = time.monotonic()
+    retries = 0
+    while True:
+        request = ChatRequest(
+            model=run.model, messages=messages, temperature=cfg.temperature, max_output_tokens=cfg.max_output_tokens,
+            json_mode=json_mode and run.json_mode_supported, stream_usage=run.stream_usage_supported,
+            legacy_max_tokens=not is_openai(cfg.base_url),
+        )
+        admission = run.admit(counted)
+        report = transport.send(request, run.remaining_seconds())
+        settlement = run.settle(admission, report)
+        if report.ok:
+            return _Reply(report.text, settlement, float(admission.reserved), retries,
+                          time.monotonic() - started, report.request_id)
+        if report.abandoned:
+            raise run.runtime_error()
+        # A server that refuses an option gets the request again without it, for this and later calls.
+        if request.json_mode and _refuses(report, "response_format", "json"):
+            run.json_mode_supported = False
+            continue
+        if request.stream_usage and _refuses(report, "stream_options", "include_usage"):
+            run.stream_usage_supported = False
+            continue
+        retryable = should_retry(report.status_code, report.headers)
+        if not retryable or retries >= cfg.max_retries:
+            run.count(failed_calls=1)
+            raise SubcallError(_failure_message(run, transport, report, retries, retryable),
+                               status_code=report.status_code, request_id=report.request_id,
+                               retryable=retryable) from report.error
+        run.wait_before_retry(retry_delay(report.headers, retries), report.problem)
+        retries += 1
+        run.count(retries=1)
+
+
+def _failure_message(run: Run, transport: Transport, report: AttemptReport, retries: int, retryable: bool) -> str:
+    status = report.status_code
+    if retryable:
+        return (f"The model API failed {retries + 1} times in a row (last: {report.problem}). "
+                "Try again later, or raise max_retries.")
+    if status == 401:
+        return "The model API refused the credentials (401 Unauthorized). Check OPENAI_API_KEY."
+    if status == 403:
+        return f"The model API denied access (403): {report.problem}. Check the key's permissions."
+    if status == 404:
+        served = ""
+        if not is_openai(run.config.base_url):
+            try:
+                names = transport.list_models(timeout=min(max(run.remaining_seconds(), 0.1), 3.0))
+                served = f" The server serves: {', '.join(names[:20]) or '(none)'}."
+            except Exception:  # the list is only a hint for the message
+                served = ""
+        return (f"The model API has no model {run.model!r} (404).{served} "
+                "Check --model / RLM_MODEL and OPENAI_BASE_URL.")
+    return f"The model API rejected the request ({report.problem or f'HTTP {status}'})."
 
 
 # -- the four subcalls ---------------------------------------------------------
@@ -157,7 +265,8 @@ def semantic_subcall_json(prompt: str, chunk: str, default: Any = None) -> Any:
     if default is not None:
         return copy.deepcopy(default)
     raise SubcallParseError(
-        f"The model's answer was not JSON: {_excerpt(answer)}. Pass default=... to fall back instead of failing."
+        f"The model's answer was not JSON: {_excerpt(answer)}. Pass default=... to fall back instead of failing.",
+        answer=answer,
     )
 
 
@@ -185,7 +294,8 @@ def semantic_subcall_choice(prompt: str, chunk: str, choices: Sequence[str], def
         return default
     raise SubcallParseError(
         f"The model's answer {_excerpt(answer)} names none, or more than one, of {options}. "
-        "Pass default=... to fall back instead of failing."
+        "Pass default=... to fall back instead of failing.",
+        answer=answer,
     )
 
 
@@ -193,7 +303,7 @@ def _validate_choices(choices: Sequence[str], default: str | None) -> list[str]:
     if isinstance(choices, str) or not choices or not all(isinstance(c, str) and c.strip() for c in choices):
         raise ConfigError("choices must be a non-empty list of non-empty strings, e.g. ['critical', 'warning'].")
     options = list(choices)
-    keys = [_norm(c) for c in options]
+    keys = [normalize_choice(c) for c in options]
     if len(set(keys)) != len(keys):
         raise ConfigError(f"choices {options} differ only in case or punctuation; make them distinct.")
     if default is not None and default not in options:
@@ -205,109 +315,39 @@ def _excerpt(text: str, n: int = 120) -> str:
     return repr(text if len(text) <= n else text[: n - 3] + "...")
 
 
-# -- reading answers -----------------------------------------------------------
-
-_FENCE = re.compile(r"```[a-zA-Z0-9_-]*\s*\n?(.*?)```", re.S)
-_DECODER = json.JSONDecoder()
-
-
-def parse_json(answer: str) -> tuple[bool, Any]:
-    """``(True, value)`` for the first JSON value in an answer (bare, fenced or in prose), else ``(False, None)``."""
-    text = answer.strip()
-    try:
-        return True, json.loads(text)
-    except ValueError:
-        pass
-    for block in _FENCE.findall(text):
-        try:
-            return True, json.loads(block.strip())
-        except ValueError:
-            continue
-    for m in re.finditer(r"[\[{]", text):
-        try:
-            value, _ = _DECODER.raw_decode(text, m.start())
-        except ValueError:
-            continue
-        return True, value
-    return False, None
-
-
-_WORDS = re.compile(r"[a-z0-9]+")
-_YES_FIRST = {"yes", "y", "true", "correct", "affirmative", "yep", "yeah", "yup", "1"}
-_NO_FIRST = {"no", "n", "false", "incorrect", "negative", "nope", "nah", "0"}
-_YES_ANY = {"yes", "true"}
-_NO_ANY = {"no", "false"}
-
-
-def parse_bool(answer: str) -> bool | None:
-    """Read a yes/no answer; ``None`` when it is neither (or both)."""
-    words = _WORDS.findall(answer.lower())
-    if not words:
-        return None
-    if words[0] in _YES_FIRST:
-        return True
-    if words[0] in _NO_FIRST:
-        return False
-    yes = any(w in _YES_ANY for w in words)
-    no = any(w in _NO_ANY for w in words)
-    return yes if yes != no else None
-
-
-_NEGATIONS = {"not", "no", "never", "isn", "isnt", "aren", "arent", "wasn", "wasnt", "neither", "nor", "without",
-              "than", "instead", "except", "non"}
-_CLAUSE_BREAK = re.compile(r"[.;:!?()\[\]\n,]|\bbut\b")
-
-
-def _norm(text: str) -> str:
-    return " ".join(_WORDS.findall(text.lower()))
-
-
-def parse_choice(answer: str, choices: Sequence[str]) -> str | None:
-    """The one choice an answer names without negating it, or ``None``."""
-    whole = _norm(answer)
-    keys = {_norm(c): c for c in choices}
-    if whole in keys:
-        return keys[whole]
-    lowered = answer.lower()
-    taken: list[tuple[int, int]] = []
-    named: set[str] = set()
-    for key in sorted(keys, key=len, reverse=True):  # longest first: "very high" before "high"
-        pattern = r"(?<![a-z0-9])" + r"[\W_]+".join(map(re.escape, key.split())) + r"(?![a-z0-9])"
-        for m in re.finditer(pattern, lowered):
-            if any(m.start() < e and s < m.end() for s, e in taken):
-                continue
-            taken.append((m.start(), m.end()))
-            before = _CLAUSE_BREAK.split(lowered[: m.start()])[-1]
-            if not _NEGATIONS.intersection(_WORDS.findall(before)[-3:]):
-                named.add(keys[key])
-    return named.pop() if len(named) == 1 else None
-
-
 # -- many subcalls at once ----------------------------------------------------
 
 def parallel_map(
     fn: Callable[[T], R],
     items: Iterable[T],
-    max_workers: int | None = 8,
+    max_workers: int | None = None,
     *,
     return_exceptions: bool = False,
 ) -> list[R]:
     """Run ``fn`` (any function that makes subcalls) over ``items`` concurrently; results in input order.
 
-    All calls share the run's guards: reservations are atomic, so together
-    they can never overspend. When a guard trips, no new item starts, items in
-    flight finish (or stop at the deadline), and the guard error is raised;
-    publish results from ``fn`` as they arrive to keep them (see README). The
-    run's ``max_workers`` (``--workers``) caps ``max_workers``. Any
-    other exception in one item does not stop its neighbours; the first is
-    raised at the end, or, with ``return_exceptions=True``, put in its slot.
+    All calls share the run's guards. A call whose worst case does not fit
+    the budget only because others are in flight waits for them to settle;
+    when the budget (or the clock) is truly spent, the run halts: no new item
+    starts, items in flight finish or stop at the deadline, and the guard
+    error is raised. Publish results from ``fn`` as they arrive to keep them
+    (see README). ``max_workers`` defaults to the run's ``max_workers``
+    (``--workers``, default 8), which also caps it. Any other exception in
+    one item does not stop its neighbours; the first is raised at the end,
+    or, with ``return_exceptions=True``, put in its slot.
     """
-    run = _run()
-    work = list(items)
     if max_workers is not None and (isinstance(max_workers, bool) or not isinstance(max_workers, int)
                                     or max_workers < 1):
         raise ConfigError(f"max_workers must be a whole number of 1 or more (got {max_workers!r}).")
-    # The run's max_workers (--workers) caps every map; None asks for exactly that cap.
+    run = current_run()
+    if run is None:  # a script outside any run: one fresh default run for the whole map
+        with Run(GuardConfig(), task="parallel_map") as fresh:
+            return _map(fresh, fn, list(items), max_workers, return_exceptions)
+    return _map(run, fn, list(items), max_workers, return_exceptions)
+
+
+def _map(run: Run, fn: Callable[[T], R], work: list[T], max_workers: int | None,
+         return_exceptions: bool) -> list[R]:
     workers = run.config.max_workers if max_workers is None else min(max_workers, run.config.max_workers)
     if not work:
         return []
@@ -317,7 +357,7 @@ def parallel_map(
     halted: list[GuardError] = []
 
     def one(index: int) -> None:
-        if halted:
+        if halted or run.halted is not None:
             return  # a guard tripped: start nothing new
         try:
             results[index] = parent.copy().run(fn, work[index])
@@ -331,8 +371,8 @@ def parallel_map(
 
     with ThreadPoolExecutor(max_workers=min(workers, len(work)), thread_name_prefix="rlm-map") as pool:
         list(pool.map(one, range(len(work))))
-    if halted:
-        raise halted[0]
+    if halted or run.halted is not None:
+        raise run.halted if run.halted is not None else halted[0]
     if errors:
         raise min(errors, key=lambda pair: pair[0])[1]
     return results

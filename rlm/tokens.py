@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["TokenCount", "count_request_tokens", "counting_method"]
+__all__ = ["TokenCount", "count_request_tokens", "count_text_tokens", "counting_method"]
 
 # Chat framing per message (<|start|>role ... <|end|>) and the reply primer;
 # a little above OpenAI's published 3 + 3 so the bound stays a bound.
@@ -49,23 +49,25 @@ def _encoding(model: str) -> Any | None:
         return None  # BPE file not cached and not downloadable (offline)
 
 
-def counting_method(model: str) -> str:
-    enc = _encoding(model)
+def counting_method(model: str | None) -> str:
+    enc = _encoding(model) if model else None
     return f"tiktoken:{enc.name}" if enc is not None else "utf8-bytes (upper bound; tiktoken encoding unavailable)"
 
 
-def count_request_tokens(model: str, messages: Sequence[dict[str, str]], *, json_mode: bool = False) -> TokenCount:
-    """Count the whole request: every message's content and role plus chat framing."""
-    enc = _encoding(model)
+def count_text_tokens(model: str | None, text: str) -> int:
+    """An upper bound on the tokens of ``text`` (tiktoken's count, else its UTF-8 length)."""
+    enc = _encoding(model) if model else None
     if enc is not None:
-        def count(text: str) -> int:
-            return len(enc.encode_ordinary(text))
-        method = f"tiktoken:{enc.name}"
-    else:
-        def count(text: str) -> int:
-            return len(text.encode("utf-8", errors="surrogatepass"))
-        method = "utf8-bytes"
+        return len(enc.encode_ordinary(text))
+    return len(text.encode("utf-8", errors="surrogatepass"))
+
+
+def count_request_tokens(model: str | None, messages: Sequence[tuple[str, str]], *,
+                         json_mode: bool = False) -> TokenCount:
+    """Count the whole request, ``(role, content)`` pairs: every role and content plus chat framing."""
+    enc = _encoding(model) if model else None
+    method = f"tiktoken:{enc.name}" if enc is not None else "utf8-bytes"
     total = _REPLY_PRIMER + (_JSON_MODE_OVERHEAD if json_mode else 0)
-    for message in messages:
-        total += _PER_MESSAGE + count(message["role"]) + count(message["content"])
+    for role, content in messages:
+        total += _PER_MESSAGE + count_text_tokens(model, role) + count_text_tokens(model, content)
     return TokenCount(total, method)

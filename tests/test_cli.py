@@ -67,8 +67,8 @@ def test_partial_after_cost_limit_exit_3(llm: LoopbackServer) -> None:
 
 
 def test_partial_after_runtime_limit_exit_3(llm: LoopbackServer) -> None:
-    llm.latency = 0.3
-    proc = cli(LOG, "--task", "find_errors_in_log", "--timeout", "1.0", "--workers", "1")
+    llm.latency = 0.4  # one finding (two calls) in about 1 s; the second cannot finish by 1.4 s
+    proc = cli(LOG, "--task", "find_errors_in_log", "--timeout", "1.4", "--workers", "1")
     assert proc.returncode == 3
     result = output(proc)
     assert "RuntimeLimitError" in result["error"] and len(result["result"]["findings"]) == 1

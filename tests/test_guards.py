@@ -157,11 +157,17 @@ def test_spend_never_exceeds_the_budget_and_the_paid_answer_is_kept(llm: Loopbac
     assert s["total_calls"] == len(llm.chat_requests)  # every call that was sent was counted
 
 
-def test_missing_usage_keeps_the_whole_reservation(llm: LoopbackServer) -> None:
+def test_a_complete_answer_without_usage_is_billed_at_its_upper_bound(llm: LoopbackServer) -> None:
+    """llama.cpp streams no usage: the prompt's bound plus the text received, not the whole output cap."""
     llm.script(Reply("x", usage=False))
-    s = run_task(one_call, "text", GuardConfig())["budget_summary"]
-    assert s["usage_missing"] == 1
-    assert s["total_cost_usd"] == s["kept_reservations_usd"] > 0
+    result = run_task(one_call, "text", GuardConfig())
+    s = result["budget_summary"]
+    assert s["usage_missing"] == 1 and s["kept_reservations_usd"] == 0
+    pricing = GuardConfig(model="gpt-4o-mini").pricing()
+    counted = s["input_tokens"]
+    assert s["output_tokens"] == 1 + 4  # one byte of text, plus room for unseen end-of-turn tokens
+    assert s["total_cost_usd"] == pytest.approx(float(pricing.cost(counted, 5)))
+    assert s["total_cost_usd"] < float(pricing.cost(counted, 1024))
 
 
 def test_output_cap_is_always_sent(llm: LoopbackServer) -> None:
@@ -221,7 +227,7 @@ def test_byte_counting_is_reported_and_bounds_the_real_count(llm: LoopbackServer
 def test_request_token_bound_covers_every_message() -> None:
     from rlm.tokens import count_request_tokens
 
-    msgs = [{"role": "system", "content": "abc"}, {"role": "user", "content": "é" * 10}]
+    msgs = [("system", "abc"), ("user", "é" * 10)]
     n = count_request_tokens("unknown-model", msgs).tokens
     assert n >= len("abc") + 20 + len("system") + len("user")
 
@@ -355,7 +361,7 @@ def test_tiktoken_counts_are_used_when_its_encoding_loads(monkeypatch: pytest.Mo
     monkeypatch.setattr(tiktoken, "encoding_for_model", lambda model: byte_level)
     _encoding.cache_clear()
     try:
-        count = count_request_tokens("gpt-4o-mini", [{"role": "user", "content": "héllo"}])
+        count = count_request_tokens("gpt-4o-mini", [("user", "héllo")])
         assert count.method == "tiktoken:test-bytes"
         assert count.tokens == len("héllo".encode()) + len("user") + 4 + 3
     finally:

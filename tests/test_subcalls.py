@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 from pathlib import Path
@@ -12,8 +13,11 @@ import pytest
 from rlm import (
     ConfigError,
     GuardConfig,
+    context_head,
     context_search,
     context_slice,
+    init_guards,
+    parallel_map,
     run_task,
     semantic_subcall,
     semantic_subcall_bool,
@@ -181,17 +185,29 @@ def test_each_subcall_records_span_hash_tokens_cost_and_answer(llm: LoopbackServ
     assert rec.counted_tokens >= 50
 
 
-def test_a_script_can_call_subcalls_without_run_task(llm: LoopbackServer) -> None:
-    import contextvars
-
-    def script() -> tuple[str, float]:
-        answer = semantic_subcall("Summarize.", "a paragraph")
-        run_ = current_run()
-        assert run_ is not None
-        return answer, run_.budget_summary()["cost_budget_usd"]
-
-    assert contextvars.copy_context().run(script) == ("ok", 0.5)
+def test_a_subcall_outside_any_run_leaves_no_run_behind(llm: LoopbackServer) -> None:
+    """A script's bare subcall gets fresh default guards for that call only; the next run_task is unaffected."""
+    assert semantic_subcall("Summarize.", "a paragraph") == "ok"
     assert current_run() is None
+    assert parallel_map(lambda c: semantic_subcall("Summarize.", c), ["a", "b"]) == ["ok", "ok"]
+    assert current_run() is None
+    assert run_task(lambda ctx: semantic_subcall("q", context_head(ctx, 5)), "text")["status"] == "completed"
+
+
+def test_init_guards_puts_a_script_under_one_budget_for_the_block(llm: LoopbackServer) -> None:
+    with init_guards(GuardConfig(max_cost=0.2)) as run_:
+        assert current_run() is run_
+        semantic_subcall("Summarize.", "a paragraph")
+        semantic_subcall("Summarize.", "another")
+        assert run_.budget_summary()["total_calls"] == 2
+        assert run_.budget_summary()["cost_budget_usd"] == 0.2
+    assert current_run() is None and run_.closed
+
+
+def test_init_guards_never_entered_warns_that_it_guarded_nothing() -> None:
+    with pytest.warns(RuntimeWarning, match="never entered"):
+        init_guards(GuardConfig())
+        gc.collect()
 
 
 def test_garbage_answers_never_swallow_guard_errors(llm: LoopbackServer) -> None:
