@@ -3,7 +3,10 @@
 64 subcalls at 200 ms server latency: one at a time, then with parallel_map
 over 16 workers (target <= 1.15x the ideal 64/16 x 200 ms = 0.8 s), then the
 same task replayed from the warm response cache (target >= 50x faster than
-the cold parallel run, with 0 requests and $0).
+the cold parallel run, with 0 requests and $0). Last, how many calls one
+budget buys when every worker calls until the budget halts it, with 1 and
+with 8 workers (target: 8 workers buy >= 90% of what 1 buys; admission waits
+for calls in flight instead of halting on their reservations).
 
     python benchmarks/parallel.py
     python benchmarks/parallel.py --calls 16 --workers 4 --latency 0.05
@@ -22,12 +25,28 @@ from _common import table
 
 from rlm.context_access import Context, context_chunks
 from rlm.guards import GuardConfig
-from rlm.loopback import LoopbackServer
+from rlm.loopback import LoopbackServer, Reply
 from rlm.runtime import run_task
-from rlm.subcalls import parallel_map, semantic_subcall_choice
+from rlm.subcalls import parallel_map, semantic_subcall, semantic_subcall_choice
 
 PARALLEL_TARGET = 1.15
 REPLAY_TARGET = 50.0
+BUDGET_TARGET = 0.90
+
+
+def calls_bought(server: LoopbackServer, workers: int, budget_calls: int) -> tuple[int, float]:
+    """(calls, dollars) one budget of ``budget_calls`` worst cases buys with every worker calling until halted."""
+    server.responder = lambda body: Reply("answer", prompt_tokens=20, completion_tokens=60)
+    config = GuardConfig(max_cost=budget_calls * 100e-6, max_output_tokens=100, max_workers=workers,
+                         price_input_per_mtok=0, price_output_per_mtok=1.0, max_runtime_seconds=600)
+
+    def worker(_: int) -> None:
+        while True:
+            semantic_subcall("q", "c")
+
+    result = run_task(lambda ctx: parallel_map(worker, range(workers)), "x", config)
+    server.responder = None
+    return result["budget_summary"]["total_calls"], result["budget_summary"]["total_cost_usd"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
                        GuardConfig(**base, cache=True, cache_path=cache))
         warm = measure("replay from warm cache", parallel, GuardConfig(**base, cache=True, cache_path=cache))
 
+        budget_calls = max(args.calls // 2, 4)
+        one, one_usd = calls_bought(server, 1, budget_calls)
+        eight, eight_usd = calls_bought(server, 8, budget_calls)
+
     ideal = args.calls / args.workers * args.latency
     assert seq["result"] == cold["result"] == warm["result"]
     print(f"\n{args.calls} subcalls, server latency {args.latency * 1000:.0f} ms\n")
@@ -89,6 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"replay: {replay_speedup:.0f}x faster than the cold run, {warm['requests']} requests, "
           f"${warm['cost']:.2f} (target >= {REPLAY_TARGET:.0f}x, 0 requests, $0) "
           f"{'ok' if replay_speedup >= REPLAY_TARGET and warm['requests'] == 0 and warm['cost'] == 0 else 'MISS'}")
+    share = eight / one if one else 0.0
+    print(f"budget of {budget_calls} worst-case calls (${budget_calls * 100e-6:.4f}), every worker calling until "
+          f"halted: 1 worker bought {one} calls (${one_usd:.6f}), 8 workers bought {eight} (${eight_usd:.6f}) "
+          f"= {share:.0%} (target >= {BUDGET_TARGET:.0%}) {'ok' if share >= BUDGET_TARGET else 'MISS'}")
     return 0
 
 

@@ -290,32 +290,29 @@ class Searcher:
     def _literal_hits(self, buf: Any, start: int, end: int, deadline: float | None) -> Iterator[Hit]:
         """Leftmost-first hits of ``lit1|lit2|...``: per window, one scan per literal, merged on a heap."""
         anchor = self._unanchored
-        literals = self._literals
+        calls = [call for call, _ in self._literals]
+        lengths = [length for _, length in self._literals]
         pos = start
         for _lo, hi in _windows(start, end, *self._window_sizes):
             if hi <= pos:
                 continue
             _check(deadline)
-
-            def find(index: int, at: int) -> tuple[int, int]:
-                call, length = literals[index]
-                # A literal hit that starts before hi ends before hi + length: search no further.
-                return call(anchor, buf, at, min(end, hi + length - 1))[0]  # noqa: B023
-
+            # A literal hit that starts before hi ends before hi + its length: search no further.
+            limits = [min(end, hi + length - 1) for length in lengths]
             heap: list[tuple[int, int, int]] = []  # (start, alternative, end): ties go to the earlier one
-            for index in range(len(literals)):
-                s, e = find(index, pos)
+            for index, call in enumerate(calls):
+                s, e = call(anchor, buf, pos, limits[index])[0]
                 if s >= 0:
                     heap.append((s, index, e))
             heapq.heapify(heap)
             while heap:
                 s, index, e = heap[0]
                 if s < pos:  # overlapped by the hit just taken: look again from there
-                    s, e = find(index, pos)
+                    s, e = calls[index](anchor, buf, pos, limits[index])[0]
                 else:
                     yield s, e, buf[s:e], _NO_GROUPS
                     pos = e
-                    s, e = find(index, e)
+                    s, e = calls[index](anchor, buf, e, limits[index])[0]
                 if s < 0:
                     heapq.heappop(heap)
                 else:

@@ -262,8 +262,15 @@ class Transport:
     def __init__(self, *, api_key: str | None, base_url: str | None) -> None:
         import openai
 
+        # Plain http (a local server) involves no TLS, so the CA bundle need not be loaded: building the
+        # client takes 3 ms instead of 40-100 ms, paid by every run. Redirects are not followed there, so
+        # no request can end up on an unverified https connection.
+        http_client = None
+        if base_url is not None and base_url.lower().startswith("http://"):
+            http_client = openai.DefaultHttpxClient(verify=False, follow_redirects=False)
         # Local servers usually ignore the key, but the SDK insists on one.
-        self._client = openai.OpenAI(api_key=api_key or "unused", base_url=base_url, max_retries=0)
+        self._client = openai.OpenAI(api_key=api_key or "unused", base_url=base_url, max_retries=0,
+                                     http_client=http_client)
         self._pool = _Pool()
         self.base_url = base_url
 
@@ -281,7 +288,7 @@ class Transport:
     def list_models(self, timeout: float) -> list[str]:
         """The model ids the server serves (``GET /models``)."""
         page = self._client.models.list(timeout=max(timeout, 0.1))
-        return sorted({m.id for m in page.data if getattr(m, "id", None)})
+        return list(dict.fromkeys(m.id for m in page.data if getattr(m, "id", None)))
 
     def close(self) -> None:
         self._pool.close()

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from rlm._supervise import supervise
 from rlm.errors import ConfigError, RLMError, TaskError
 from rlm.guards import GuardConfig
 from rlm.runtime import run_task
@@ -240,9 +241,16 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         _check_file(path, args.allow_binary)
         progress = _Progress() if sys.stderr.isatty() else None
-        result = run_task(task, path, config, progress=progress)
-        if progress is not None:
-            progress.clear()
+
+        def work(checkpoint: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+            try:
+                return run_task(task, path, config, progress=progress, checkpoint=checkpoint)
+            finally:
+                if progress is not None:
+                    progress.clear()
+
+        # In a child process, so that even a task stuck in C code ends by the limit (see _supervise).
+        result = supervise(work, limit_seconds=float(config.max_runtime_seconds or 0), trace_path=config.trace_path)
     finally:
         if stdin_file is not None:
             stdin_file.unlink(missing_ok=True)

@@ -441,6 +441,8 @@ class Run:
         self.json_mode_supported = True
         self.stream_usage_supported = True
         self.progress: Callable[[dict[str, Any]], None] | None = None
+        #: Told "admitted" after every reservation and "subcall" after every recorded subcall.
+        self.listener: Callable[[str], None] | None = None
         self.ended_at: float | None = None
         self.trace: TraceWriter | None = None
         if config.trace_path:
@@ -590,6 +592,8 @@ class Run:
         with self._lock:
             self._open.add(admission.id)
             self.counters.http_attempts += 1
+        if self.listener is not None:
+            self.listener("admitted")
         return admission
 
     def settle(self, admission: Admission, report: AttemptReport) -> Settlement:
@@ -715,6 +719,8 @@ class Run:
             self.trace.emit("subcall", **asdict(record))
         if self.progress is not None:
             self.progress(self.budget_summary())
+        if self.listener is not None:
+            self.listener("subcall")
 
     def count_cache(self, *, hit: bool, saved: Decimal = _ZERO) -> None:
         with self._lock:

@@ -172,6 +172,7 @@ class LoopbackServer:
         default: str = "ok",
         models: Sequence[str] = ("gpt-4o-mini",),
         token_interval: float = 0.0,
+        streaming: bool = True,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -183,6 +184,7 @@ class LoopbackServer:
         self.default = default
         self.models = list(models)  # what GET /models lists
         self.token_interval = token_interval
+        self.streaming = streaming  # False: answer stream requests with one JSON body, as some servers do
         self._state = _State()
         self._lock = threading.Lock()
         self._closing = threading.Event()
@@ -274,6 +276,7 @@ class LoopbackServer:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
+                self.send_header("x-request-id", f"req_loopback_{len(server._state.requests)}")
                 for k, v in (headers or {}).items():
                     self.send_header(k, v)
                 self.end_headers()
@@ -353,7 +356,7 @@ class LoopbackServer:
         latency = self.latency if item.latency is None else item.latency
         if latency:
             self._sleep(latency)
-        if body.get("stream"):
+        if body.get("stream") and self.streaming:
             self._stream(h, item, body)
         else:
             self._whole(h, item, body)
@@ -415,9 +418,9 @@ class LoopbackServer:
                 "created": int(time.time()), "model": body.get("model", "loopback"),
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
 
-    @staticmethod
-    def _start_events(h: Any) -> None:
+    def _start_events(self, h: Any) -> None:
         h.send_response(200)
+        h.send_header("x-request-id", f"req_loopback_{len(self._state.requests)}")
         h.send_header("Content-Type", "text/event-stream")
         h.send_header("Cache-Control", "no-cache")
         h.send_header("Transfer-Encoding", "chunked")
@@ -446,13 +449,24 @@ class LoopbackServer:
             raise _ClientGone from exc
 
     def _stream(self, h: Any, reply: Reply, body: dict[str, Any], *, cut_after: int | None = None) -> None:
-        """A streamed answer: one event per token; generation stops as soon as the client is gone."""
+        """A streamed answer: one event per token; generation stops as soon as the client is gone.
+
+        With no time between tokens the events go out in one write, as a fast server's would.
+        """
         tokens, finish, interval = self._plan(reply, body)
         started = time.monotonic()
         sent = 0
+        batch: list[str] | None = [] if not interval and cut_after is None else None
+
+        def emit(payload: Any) -> None:
+            if batch is None:
+                self._event(h, payload)
+            else:
+                batch.append(f"data: {payload if isinstance(payload, str) else json.dumps(payload)}\n\n")
+
         try:
             self._start_events(h)
-            self._event(h, self._chunk(body, {"role": "assistant", "content": ""}, None))
+            emit(self._chunk(body, {"role": "assistant", "content": ""}, None))
             for i, token in enumerate(tokens):
                 if interval:
                     self._sleep(interval)
@@ -461,17 +475,19 @@ class LoopbackServer:
                     h.connection.shutdown(socket.SHUT_RDWR)
                     self._log_generation(True, started, sent, len(tokens), False)
                     return
-                self._event(h, self._chunk(body, {"content": token}, None))
+                emit(self._chunk(body, {"content": token}, None))
                 sent += 1
-            self._event(h, self._chunk(body, {}, finish))
+            emit(self._chunk(body, {}, finish))
             include = bool((body.get("stream_options") or {}).get("include_usage"))
             usage = self._usage(reply, body, sent)
             if include and usage is not None:
                 final = self._chunk(body, {}, None)
                 final["choices"] = []
                 final["usage"] = usage
-                self._event(h, final)
-            self._event(h, "[DONE]")
+                emit(final)
+            emit("[DONE]")
+            if batch is not None:
+                self._write_raw(h, "".join(batch).encode())
             self._end_events(h)
         except _ClientGone:
             self._log_generation(True, started, sent, len(tokens), True)
@@ -537,7 +553,7 @@ class LoopbackServer:
             except OSError:
                 pass
         elif fault.kind == "cut":
-            self._stream(h, Reply(self.default * 4), body, cut_after=fault.tokens)
+            self._stream(h, Reply("a partial answer " * (fault.tokens + 4)), body, cut_after=fault.tokens)
         else:
             raise ValueError(f"unknown fault kind {fault.kind!r}")
 

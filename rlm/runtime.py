@@ -111,6 +111,7 @@ def run_task(
     config: GuardConfig | None = None,
     *,
     progress: Callable[[dict[str, Any]], None] | None = None,
+    checkpoint: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Run ``task_fn(context)`` under ``config``'s guards and return the result dict.
 
@@ -118,6 +119,10 @@ def run_task(
     never raises for what happens inside the task; a nested run deeper than
     ``max_depth`` raises RecursionDepthError, and a bad config ConfigError.
     ``progress`` is called with the budget summary after every subcall.
+    ``checkpoint`` is called when the task starts, after every reservation and after every subcall with
+    ``{"event", "result", "budget_summary", "run_id", "trace_seq", "deadline_monotonic"}``
+    (``result``: what the task has published so far), so that a supervisor
+    can report the run even if its process is killed.
     """
     config = config or GuardConfig()
     if not config.dry_run:
@@ -125,6 +130,8 @@ def run_task(
     name = getattr(task_fn, "__qualname__", repr(task_fn))
     run = Run(config, parent=current_run(), task=name)
     run.progress = progress
+    if checkpoint is not None:
+        run.listener = _checkpointer(run, checkpoint)
     owns_context = not isinstance(context, Context)
     ctx: Context | None = None
     try:
@@ -133,6 +140,8 @@ def run_task(
         run.emit("run_start", task=name, config=config.public_dict(), depth=run.depth)
         return _finish(run, ctx, owns_context, "error", None, _one_line(exc))
     run.emit("run_start", task=name, config=config.public_dict(), context=ctx.describe(), depth=run.depth)
+    if run.listener is not None:
+        run.listener("started")
 
     outcome: dict[str, Any] = {}
     done = threading.Event()
@@ -174,13 +183,21 @@ def run_task(
     return _finish(run, ctx, owns_context, status, _snapshot(run.published), _one_line(exc))
 
 
+def _checkpointer(run: Run, send: Callable[[dict[str, Any]], None]) -> Callable[[str], None]:
+    def listen(event: str) -> None:
+        send({"event": event, "result": _snapshot(run.published), "deadline_monotonic": run.deadline,
+              "budget_summary": run.budget_summary(), "run_id": run.id,
+              "trace_seq": run.trace.seq if run.trace is not None else None})
+    return listen
+
+
 def _finish(
     run: Run, ctx: Context | None, owns_context: bool, status: str, result: Any, error: str | None
 ) -> dict[str, Any]:
     run.ledger.close()  # a call abandoned in flight counts as spent, in the summary too
     run.ended_at = time.monotonic()
     summary = run.budget_summary()
-    run.emit("run_end", status=status, error=error, budget_summary=summary)
+    run.emit("run_end", status=status, error=error, result=result, budget_summary=summary)
     run.close()
     if owns_context and ctx is not None:
         with contextlib.suppress(BufferError):  # an abandoned task may still be reading it

@@ -47,11 +47,11 @@ def _jsonable(value: Any) -> Any:
 class TraceWriter:
     """Appends events to a JSONL file, one flushed line each, safe across threads."""
 
-    def __init__(self, path: str | os.PathLike[str], run_id: str) -> None:
+    def __init__(self, path: str | os.PathLike[str], run_id: str, *, seq: int = 0) -> None:
         self.path = Path(path)
         self.run_id = run_id
         self._lock = threading.Lock()
-        self._seq = 0
+        self._seq = seq  # the last sequence number written; a writer that continues a run's trail starts there
         self._secrets = secret_values()
         try:
             self._file: IO[str] | None = open(self.path, "a", encoding="utf-8")
@@ -60,6 +60,11 @@ class TraceWriter:
                 f"Cannot write the trace to {self.path}: {exc.strerror or exc}. Pass a writable file path "
                 "to --trace (trace_path)."
             ) from None
+
+    @property
+    def seq(self) -> int:
+        """The sequence number of the last event written."""
+        return self._seq
 
     def emit(self, event: str, **fields: Any) -> None:
         with self._lock:

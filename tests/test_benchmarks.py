@@ -36,3 +36,9 @@ def test_subcall_overhead_benchmark() -> None:
 def test_parallel_benchmark(latency: str) -> None:
     out = bench("parallel.py", "--calls", "8", "--workers", "4", "--latency", latency)
     assert "replay from warm cache" in out and "0 requests" in out
+
+
+def test_guarantees_benchmark() -> None:
+    out = bench("guarantees.py", "--quick")
+    assert "catastrophic" in out and "stuck in C" in out and "abandoned call" in out
+    assert "MISS" not in out

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import io
 import os
 import re
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from rlm.guards import current_run
 from rlm.loopback import LoopbackServer
 from tests.conftest import ROOT
 
@@ -33,12 +33,15 @@ def test_readme_python_examples_run_against_the_loopback_server(
     code = blocks("python")
     assert len(code) >= 10
     out = io.StringIO()
+    # In order, in one interpreter and one context, as a user pastes them: nothing a block does may
+    # leave state behind that breaks the next (a run left installed did, once).
     for i, block in enumerate(code):
         with contextlib.redirect_stdout(out):
             try:
-                contextvars.copy_context().run(exec, compile(block, f"README block {i}", "exec"), namespace)
+                exec(compile(block, f"README block {i}", "exec"), namespace)
             except Exception as exc:  # pragma: no cover - the message is the point
                 pytest.fail(f"README python block {i} failed: {type(exc).__name__}: {exc}\n{block}")
+        assert current_run() is None, f"README block {i} left a run installed"
     assert "completed" in out.getvalue()
     assert namespace["warm"]["budget_summary"]["total_calls"] == 0  # type: ignore[index]
 

@@ -1,0 +1,415 @@
+"""The guarantees on the paths a new user takes: scoped runs, one admission boundary, waiting admission,
+patterns that cannot outrun the clock, streamed calls that stop the server's work, the SDK's retry rules,
+the model the server serves, one trace event per trip, and errors that carry their facts."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+from rlm import (
+    ConfigError,
+    CostLimitError,
+    GuardConfig,
+    RuntimeLimitError,
+    SubcallError,
+    context_head,
+    context_search,
+    init_guards,
+    open_context,
+    parallel_map,
+    run_task,
+    semantic_subcall,
+)
+from rlm._attempt import AttemptReport, Usage
+from rlm._retry import MAX_RETRY_AFTER, parse_retry_after, retry_delay, should_retry
+from rlm.guards import Run, current_run
+from rlm.loopback import Fault, LoopbackServer, Reply
+from tests.conftest import ROOT
+
+PRICED = dict(price_input_per_mtok=0, price_output_per_mtok=1.0)  # $1e-6 per output token, prompts free
+
+
+def ask(ctx: Any) -> str:
+    return semantic_subcall("Summarize.", context_head(ctx, 50))
+
+
+# -- 1. run state is scoped ----------------------------------------------------------------
+
+def test_a_bare_subcall_leaves_no_run_that_breaks_later_runs_or_reads(llm: LoopbackServer,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RLM_MAX_RUNTIME", "0.5")
+    assert semantic_subcall("Summarize.", "a paragraph") == "ok"
+    assert current_run() is None
+    assert run_task(ask, "some text")["status"] == "completed"  # not "a nested run at depth 1"
+    time.sleep(0.6)  # past the default run's limit: reading outside any run is not a late run
+    assert context_search("an ERROR here", "ERROR")[0].start == 3
+
+
+def test_a_with_block_installs_the_run_and_removes_it(llm: LoopbackServer) -> None:
+    with init_guards(GuardConfig(max_cost=0.1)) as run:
+        semantic_subcall("q", "c")
+        assert current_run() is run
+    assert current_run() is None and run.closed
+    assert run.budget_summary()["total_calls"] == 1
+
+
+# -- 2. one admission and one settlement point -------------------------------------------------
+
+def test_every_attempt_is_admitted_and_settled_exactly_once() -> None:
+    run = Run(GuardConfig(model="gpt-4o-mini", max_cost=1.0))
+    admission = run.admit(100)
+    assert run.ledger.reserved == admission.reserved == run.worst_case(100)
+    done = AttemptReport(sent=True, complete=True, text="x", usage=Usage(10, 2))
+    bill = run.settle(admission, done)
+    assert bill.basis == "usage" and run.ledger.reserved == 0 and run.ledger.spent == bill.cost
+    with pytest.raises(RuntimeError, match="settled twice"):
+        run.settle(admission, done)
+    run.close()
+
+
+@pytest.mark.parametrize(
+    ("report", "basis"),
+    [(AttemptReport(sent=False, complete=False), "released"),
+     (AttemptReport(sent=True, complete=False, status_code=500), "released"),
+     (AttemptReport(sent=True, complete=True, text="hello"), "bound"),
+     (AttemptReport(sent=True, complete=False, text="hel"), "kept"),
+     (AttemptReport(sent=True, complete=False, abandoned=True), "kept")],
+)
+def test_settlement_bills_from_what_the_transport_reported(report: AttemptReport, basis: str) -> None:
+    run = Run(GuardConfig(model="gpt-4o-mini", max_cost=1.0))
+    admission = run.admit(100)
+    bill = run.settle(admission, report)
+    assert bill.basis == basis
+    expected = {"released": Decimal(0), "kept": admission.reserved,
+                "bound": run.pricing.cost(100, len("hello") + 4)}[basis]  # type: ignore[union-attr]
+    assert bill.cost == expected == run.ledger.spent
+    assert run.ledger.spent <= admission.reserved
+    run.close()
+
+
+def test_api_settings_can_be_passed_in_code_and_beat_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    with LoopbackServer(default="from code") as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # nothing listens there
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env-0123456789")
+        config = GuardConfig(base_url=server.base_url, api_key="sk-from-code-0123456789")
+        assert run_task(ask, "text", config)["result"] == "from code"
+        assert server.chat_requests[0].headers["authorization"] == "Bearer sk-from-code-0123456789"
+        assert "sk-from-code" not in repr(config) and "api_key" not in config.public_dict()
+
+
+def _imports() -> dict[str, set[str]]:
+    """Each rlm module's imports of other rlm modules (anywhere in the file, TYPE_CHECKING included)."""
+    import ast
+
+    graph: dict[str, set[str]] = {}
+    for path in (ROOT / "rlm").glob("*.py"):
+        name = path.stem
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                parts = node.module.split(".")
+                if parts[0] == "rlm":
+                    found |= {parts[1]} if len(parts) > 1 else {alias.name for alias in node.names}
+                elif parts[0] == "tasks":
+                    found.add("<tasks>")
+            elif isinstance(node, ast.Import):
+                found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("rlm.")}
+                found |= {"<tasks>" for a in node.names if a.name.split(".")[0] == "tasks"}
+        graph[name] = found - {name}
+    return graph
+
+
+def test_imports_point_down_the_layers_with_no_cycle() -> None:
+    graph = _imports()
+    assert not graph["guards"] & {"context_access", "_transport", "subcalls", "runtime", "cli"}
+    assert not graph["context_access"] & {"guards", "subcalls", "runtime", "cli"}
+    assert not graph["_transport"] & {"guards", "subcalls", "runtime"}
+    assert all("cli" not in deps for name, deps in graph.items() if name not in ("cli", "__main__"))
+    library = {n: d for n, d in graph.items() if n not in ("__init__", "cli", "__main__")}
+    assert all("<tasks>" not in deps for deps in library.values())
+
+    def visit(node: str, stack: tuple[str, ...]) -> None:
+        assert node not in stack, f"import cycle: {' -> '.join((*stack, node))}"
+        for dep in library.get(node, ()):
+            visit(dep, (*stack, node))
+
+    for module in library:
+        visit(module, ())
+
+
+# -- 3. admission waits instead of wasting the budget ------------------------------------------
+
+def calls_bought(server: LoopbackServer, workers: int) -> int:
+    """Calls one budget buys when every worker calls until the budget halts it."""
+    server.responder = lambda body: Reply("answer", prompt_tokens=10, completion_tokens=50)
+    config = GuardConfig(max_cost=40 * 100e-6, max_output_tokens=100, max_workers=workers, **PRICED)
+
+    def worker(i: int) -> None:
+        while True:
+            semantic_subcall("q", "c")
+
+    result = run_task(lambda ctx: parallel_map(worker, range(workers)), "x", config)
+    assert result["status"] == "partial" and "CostLimitError" in result["error"]
+    assert result["budget_summary"]["total_cost_usd"] <= 40 * 100e-6
+    return int(result["budget_summary"]["total_calls"])
+
+
+def test_eight_workers_buy_as_many_calls_as_one(llm: LoopbackServer) -> None:
+    one, eight = calls_bought(llm, 1), calls_bought(llm, 8)
+    # Each call reserves 100 us$ and settles at 50: a budget of 40 reservations buys 79 calls.
+    assert one == 79
+    assert eight >= 0.9 * one
+
+
+def test_a_cost_halt_is_one_trace_event_however_many_workers_saw_it(llm: LoopbackServer, tmp_path: Path) -> None:
+    trace = tmp_path / "t.jsonl"
+    config = GuardConfig(max_cost=10 * 100e-6, max_output_tokens=100, max_workers=8, trace_path=str(trace), **PRICED)
+    llm.responder = lambda body: Reply("answer", prompt_tokens=10, completion_tokens=100)
+    run_task(lambda ctx: parallel_map(lambda i: [semantic_subcall("q", "c") for _ in range(5)], range(8)), "x",
+             config)
+    trips = [e for e in map(json.loads, trace.read_text().splitlines()) if e["event"] == "guard_trip"]
+    assert [t["limit"] for t in trips] == ["cost"]
+
+
+# -- 4. no pattern outruns the clock -----------------------------------------------------------
+
+@pytest.mark.parametrize("mapped", [False, True])
+def test_a_catastrophic_pattern_stops_at_the_runtime_limit(mapped: bool, tmp_path: Path) -> None:
+    text = ("a" * 3000 + "b\n") * 20
+    source: Any = text
+    if mapped:
+        source = tmp_path / "as.txt"
+        source.write_text(text)
+    started = time.monotonic()
+    result = run_task(lambda ctx: context_search(ctx, r"(a|aa)+$", max_hits=10), source,
+                      GuardConfig(max_runtime_seconds=0.5))
+    assert result["status"] == "partial" and "RuntimeLimitError" in result["error"]
+    assert time.monotonic() - started < 0.5 + 0.5
+
+
+def test_an_alternation_finds_its_first_hit_before_scanning_for_an_absent_literal(tmp_path: Path) -> None:
+    path = tmp_path / "big.log"
+    path.write_bytes(b"x ERROR early\n" + b"INFO fine\n" * 1_000_000)
+    with open_context(path) as ctx:
+        hit = context_search(ctx, "ERROR|NOSUCHTHING", max_hits=1)
+        access = ctx.accesses[-1]
+    assert hit[0].start == 2
+    assert access.end == 7  # the scan stopped at the hit; the absent literal was looked for in one window only
+
+
+# -- 5. a hard stop for code that cannot be interrupted -------------------------------------------
+
+STUCK_TASK = '''
+import re
+from rlm.context_access import context_head
+from rlm.runtime import publish
+from rlm.subcalls import semantic_subcall
+
+def stuck(context):
+    found = publish("found", [])
+    found.append(semantic_subcall("First.", context_head(context, 100)))
+    semantic_subcall("Second.", context_head(context, 50))
+    re.match(r"(a+)+$", "a" * 64 + "b")  # catastrophic backtracking in C: no thread can interrupt it
+    return found
+'''
+
+
+def test_run_py_ends_a_task_stuck_in_c_by_the_limit_plus_two_seconds(llm: LoopbackServer, tmp_path: Path) -> None:
+    (tmp_path / "stuck.py").write_text(STUCK_TASK)
+    trace = tmp_path / "t.jsonl"
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, str(ROOT / "run.py"), str(ROOT / "examples" / "server.log"), "--task",
+                           f"{tmp_path / 'stuck.py'}:stuck", "--timeout", "1.5", "--no-cache", "--trace", str(trace)],
+                          cwd=tmp_path, env=dict(os.environ), capture_output=True, text=True, timeout=30)
+    elapsed = time.monotonic() - started
+    events = [json.loads(line) for line in trace.read_text().splitlines()]
+    run_started = events[0]["ts"]
+    assert proc.returncode == 3, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["status"] == "partial" and "killed" in result["error"]
+    assert result["result"] == {"found": ["ok"]}  # published up to its last subcall
+    assert result["budget_summary"]["total_calls"] == 2 and result["budget_summary"]["total_cost_usd"] > 0
+    assert events[-1]["event"] == "run_end" and events[-2]["event"] == "guard_trip"
+    assert events[-1]["ts"] - run_started < 1.5 + 2.0
+    assert elapsed < 1.5 + 2.0 + 2.0  # plus the interpreter's own start
+
+
+# -- 6. an abandoned call stops the server's work --------------------------------------------------
+
+def test_a_call_abandoned_at_the_deadline_stops_the_generation(llm: LoopbackServer) -> None:
+    llm.token_interval = 0.01
+    llm.script(Reply("word " * 2000))  # 2,500 tokens: 25 s of generation
+    result = run_task(ask, "text", GuardConfig(max_runtime_seconds=0.8, max_output_tokens=4000,
+                                               max_tokens_per_subcall=8000))
+    ended = time.monotonic()
+    assert result["status"] == "partial" and "RuntimeLimitError" in result["error"]
+    deadline = 0.3
+    while time.monotonic() - ended < 2 and (not llm.generations or not llm.generations[-1].client_gone):
+        time.sleep(0.02)
+    generation = llm.generations[-1]
+    assert generation.stream and generation.client_gone
+    assert generation.ended - ended < deadline  # the server stopped within moments of the client leaving
+    assert generation.tokens_generated < 200 < generation.tokens_planned
+    summary = result["budget_summary"]
+    assert summary["kept_reservations_usd"] > 0 and summary["reserved_in_flight_usd"] == 0
+
+
+def test_a_stream_without_usage_is_billed_at_its_bound_and_one_cut_mid_answer_keeps_its_reservation(
+        llm: LoopbackServer) -> None:
+    llm.usage = False
+    llm.script(Fault("cut", tokens=2), Reply("fine"))
+    result = run_task(ask, "text", GuardConfig(model="gpt-4o-mini"))
+    s = result["budget_summary"]
+    assert result["result"] == "fine" and s["retries"] == 1 and s["usage_missing"] == 1
+    assert s["kept_reservations_usd"] > 0  # the broken attempt
+    assert s["total_cost_usd"] == pytest.approx(s["kept_reservations_usd"] + float(
+        GuardConfig(model="gpt-4o-mini").pricing().cost(s["input_tokens"], len("fine") + 4)))
+
+
+def test_a_server_that_refuses_stream_options_or_ignores_stream_still_works(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    with LoopbackServer(refuse_stream_options=True, default="a") as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        result = run_task(lambda c: [ask(c), ask(c)], "text")
+        assert result["result"] == ["a", "a"]
+        bodies = [r.body for r in server.chat_requests]
+        assert "stream_options" in bodies[0] and all("stream_options" not in b for b in bodies[1:])
+        assert len(bodies) == 3 and result["budget_summary"]["usage_missing"] == 2
+    with LoopbackServer(streaming=False, default="whole") as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        result = run_task(ask, "text")
+        assert result["result"] == "whole" and result["budget_summary"]["usage_missing"] == 0
+
+
+def test_every_request_asks_to_stream_with_usage(llm: LoopbackServer) -> None:
+    run_task(ask, "text")
+    body = llm.chat_requests[0].body
+    assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
+
+
+# -- 7. retries follow the SDK's rules ---------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [({}, None), ({"retry-after": "3"}, 3.0), ({"retry-after": "1.5"}, 1.5), ({"retry-after-ms": "250"}, 0.25),
+     ({"retry-after-ms": "250", "retry-after": "9"}, 0.25), ({"retry-after": "soon"}, None),
+     ({"retry-after-ms": "nan"}, "nan"), ({"retry-after": "inf"}, math.inf),
+     ({"retry-after": "1e999"}, MAX_RETRY_AFTER + 1), ({"retry-after": "-4"}, -4.0),
+     ({"Retry-After": "2"}, 2.0), ({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, "past")],
+)
+def test_retry_after_is_parsed_as_the_sdk_parses_it(headers: dict[str, str], expected: Any) -> None:
+    value = parse_retry_after(headers)
+    if expected == "nan":
+        assert value is not None and math.isnan(value)
+    elif expected == "past":
+        assert value is not None and value < 0
+    else:
+        assert value == expected
+
+
+@pytest.mark.parametrize(
+    ("headers", "delay_between"),
+    [({"retry-after": "3"}, (3.0, 3.0)), ({"retry-after": "soon"}, (0.375, 0.5)), ({"retry-after-ms": "nan"}, (0.375, 0.5)),
+     ({"retry-after": "-1"}, (0.375, 0.5)), ({"retry-after": "0"}, (0.375, 0.5)), ({"retry-after": "inf"}, (0.375, 0.5)),
+     ({"retry-after": "120"}, (120.0, 120.0)), ({"retry-after": "121"}, (0.375, 0.5))],
+)
+def test_unusable_retry_after_falls_back_to_backoff(headers: dict[str, str], delay_between: tuple[float, float]) -> None:
+    for jitter in (0.0, 0.999):
+        assert delay_between[0] <= retry_delay(headers, 0, lambda j=jitter: j) <= delay_between[1]
+
+
+def test_backoff_doubles_and_is_capped() -> None:
+    assert [retry_delay({}, n, lambda: 0.0) for n in range(6)] == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0]
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "retry"),
+    [(429, {}, True), (500, {}, True), (503, {}, True), (408, {}, True), (409, {}, True), (400, {}, False),
+     (401, {}, False), (404, {}, False), (500, {"x-should-retry": "false"}, False),
+     (400, {"x-should-retry": "true"}, True), (429, {"retry-after": "121"}, False), (None, {}, True)],
+)
+def test_which_failures_are_retried(status: int | None, headers: dict[str, str], retry: bool) -> None:
+    assert should_retry(status, headers) is retry
+
+
+@pytest.mark.parametrize("fault", [Fault.rate_limit(retry_after="soon"), Fault.rate_limit(retry_after_ms="nan"),
+                                   Fault.rate_limit(retry_after=-3)])
+def test_a_malformed_retry_after_is_a_routine_retry(llm: LoopbackServer, fault: Fault) -> None:
+    llm.script(fault, Reply("after the retry"))
+    result = run_task(ask, "text")
+    assert result["result"] == "after the retry" and result["budget_summary"]["retries"] == 1
+
+
+def test_x_should_retry_false_is_obeyed(llm: LoopbackServer) -> None:
+    llm.script(Fault("status", status=503, headers=(("x-should-retry", "false"),)), Reply("never"))
+    result = run_task(ask, "text")
+    assert result["status"] == "error" and "SubcallError" in result["error"]
+    assert len(llm.chat_requests) == 1
+
+
+# -- 8. the model is the one the server serves -------------------------------------------------------
+
+def test_an_unset_model_is_the_servers_only_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RLM_PRICE_INPUT", "0")
+    monkeypatch.setenv("RLM_PRICE_OUTPUT", "0")
+    with LoopbackServer(models=["llama3.1:8b"]) as server:
+        result = run_task(ask, "text", GuardConfig(base_url=server.base_url))
+        assert result["status"] == "completed"
+        assert result["budget_summary"]["model"] == "llama3.1:8b"
+        assert server.chat_requests[0].body["model"] == "llama3.1:8b"
+
+
+def test_several_served_models_are_listed_and_none_is_guessed() -> None:
+    with LoopbackServer(models=["qwen2.5", "llama3.1"]) as server:
+        result = run_task(ask, "text", GuardConfig(base_url=server.base_url, **PRICED))
+        assert result["status"] == "error" and "serves 2 models (qwen2.5, llama3.1)" in result["error"]
+        assert server.chat_requests == []
+
+
+def test_a_served_model_with_no_known_price_needs_explicit_prices() -> None:
+    with LoopbackServer(models=["mystery-7b"]) as server:
+        result = run_task(ask, "text", GuardConfig(base_url=server.base_url))
+        assert "No price known for model 'mystery-7b'" in result["error"] and "RLM_PRICE_INPUT" in result["error"]
+
+
+def test_openai_without_a_model_means_gpt_4o_mini_and_no_lookup() -> None:
+    assert GuardConfig().model == "gpt-4o-mini"
+
+
+def test_an_unknown_model_names_what_the_server_serves(llm: LoopbackServer) -> None:
+    llm.script(Fault("status", status=404, message="model 'gtp-4' not found"))
+    llm.models = ["gpt-4o-mini", "llama3.1"]
+    result = run_task(ask, "text", GuardConfig(model="gpt-4o"))
+    assert "no model 'gpt-4o' (404)" in result["error"] and "gpt-4o-mini, llama3.1" in result["error"]
+
+
+# -- errors carry their facts -----------------------------------------------------------------------
+
+def test_errors_carry_their_facts_and_their_cause(llm: LoopbackServer) -> None:
+    with pytest.raises(CostLimitError) as cost, init_guards(GuardConfig(max_cost=1e-9)):
+        semantic_subcall("q", "c")
+    assert cost.value.budget_usd == 1e-9 and cost.value.needed_usd > 1e-9
+    assert cost.value.remaining_usd == pytest.approx(1e-9)
+    llm.script(Fault.unauthorized())
+    with pytest.raises(SubcallError) as auth:
+        semantic_subcall("q", "c")
+    assert auth.value.status_code == 401 and auth.value.retryable is False
+    assert auth.value.request_id and auth.value.request_id.startswith("req_loopback")
+    assert isinstance(auth.value.__cause__, openai.AuthenticationError)
+    with pytest.raises(RuntimeLimitError) as late, init_guards(GuardConfig(max_runtime_seconds=0.01)):
+        time.sleep(0.02)
+        context_search("text", "t")
+    assert late.value.limit_seconds == 0.01
+    with pytest.raises(ConfigError, match="api_key must be a string"):
+        GuardConfig(api_key=123)  # type: ignore[arg-type]
