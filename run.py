@@ -1,13 +1,12 @@
 #!/usr/bin/env python3
-"""Entry point: ``python run.py FILE [--task NAME] [--cost USD] [--timeout S] ...`` (see --help)."""
+"""Entry point: ``python run.py FILE [--task NAME] [--cost USD] [--timeout S] ...`` (see --help).
+
+The same command line as ``rlm`` once the package is installed (``pip install .``).
+"""
 
 import sys
-from pathlib import Path
 
-# Run from anywhere: the project root holds the rlm and tasks packages.
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from rlm.cli import main  # noqa: E402
+from rlm.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
           f"server latency {args.latency * 1000:.0f} ms\n")
     print(table(["client", "median ms/call", "p90 ms/call"], [
         [name, f"{med[name]:.3f}", f"{sorted(t)[int(len(t) * 0.9)] * 1000:.3f}"] for name, t in times.items()]))
-    print(f"\nratio {ratio:.3f}x the raw streamed call (target <= {TARGET:.2f}x) {'ok' if ratio <= TARGET else 'MISS'}; "
+    verdict = "ok" if ratio <= TARGET else "MISS"
+    print(f"\nratio {ratio:.3f}x the raw streamed call (target <= {TARGET:.2f}x) {verdict}; "
           f"overhead {rlm_ms - raw_ms:+.3f} ms per call; {rlm_ms / med['raw openai, not streamed']:.3f}x the raw "
           "non-streamed call")
     return 0

@@ -214,7 +214,7 @@ class Searcher:
 
     def _try_re2(self, pattern: bytes, flags: int) -> None:
         tree = _parse(pattern.decode("ascii", errors="replace"), flags)
-        if not _re2_safe(tree, pattern, flags):
+        if tree is None or not _re2_safe(tree, pattern, flags):
             return
         widest = tree.getwidth()[1]
         bounded = widest <= _MAX_OVERLAP

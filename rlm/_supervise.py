@@ -53,9 +53,11 @@ def supervise(work: Work, *, limit_seconds: float, trace_path: str | None = None
     sys.stdout.flush()
     sys.stderr.flush()
     started = time.monotonic()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # the child: run, report, and leave without running the parent's exit handlers
         os.close(read_fd)
+        _die_with(parent)
         code = 0
         try:
             channel = os.fdopen(write_fd, "wb")
@@ -79,6 +81,25 @@ def supervise(work: Work, *, limit_seconds: float, trace_path: str | None = None
             os._exit(code)
     os.close(write_fd)
     return _wait(pid, read_fd, started + _STARTUP_SECONDS + limit_seconds + KILL_GRACE_SECONDS, trace_path)
+
+
+def _die_with(parent: int) -> None:
+    """End this child when its parent ends, however it ends (even SIGKILL): no orphan goes on spending."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent was gone before the request took hold
+            os._exit(1)
+        return
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="rlm-orphan-watch", daemon=True).start()
 
 
 def _wait(pid: int, read_fd: int, kill_at: float, trace_path: str | None) -> dict[str, Any]:

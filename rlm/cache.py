@@ -23,7 +23,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CacheWarning", "CachedAnswer", "ResponseCache", "default_cache_path", "clear_cache", "cache_key"]
+__all__ = ["CacheWarning", "CachedAnswer", "ResponseCache", "default_cache_path", "clear_cache", "cache_key",
+           "expand_path"]
 
 _FILE_NAME = "responses.sqlite3"
 _OPEN_ATTEMPTS = 10
@@ -52,12 +53,17 @@ class CachedAnswer:
     cost: Decimal
 
 
+def expand_path(value: str | os.PathLike[str]) -> Path:
+    """A path as a shell would read it: ``~`` and ``$VARS`` expanded (a ``.env`` file expands neither)."""
+    return Path(os.path.expanduser(os.path.expandvars(os.fspath(value))))
+
+
 def default_cache_path() -> Path:
     base = os.environ.get("RLM_CACHE_DIR", "").strip()
     if base:
-        return Path(base) / _FILE_NAME
+        return expand_path(base) / _FILE_NAME
     xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "rlm" / _FILE_NAME
+    return (expand_path(xdg) if xdg else Path.home() / ".cache") / "rlm" / _FILE_NAME
 
 
 def cache_key(*, base_url: str | None, model: str, messages: list[dict[str, str]], temperature: float,
@@ -73,7 +79,7 @@ def _sidecars(path: Path) -> list[Path]:
 
 def clear_cache(path: str | os.PathLike[str] | None = None) -> str:
     """Delete the cache file; returns a one-line report."""
-    target = Path(path) if path is not None else default_cache_path()
+    target = expand_path(path) if path is not None else default_cache_path()
     removed = [p for p in _sidecars(target) if p.exists()]
     for p in removed:
         p.unlink()
@@ -84,7 +90,7 @@ class ResponseCache:
     """A thread-safe handle on the cache file; disabled (never raising) if it cannot be used."""
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
-        self.path = Path(path) if path is not None else default_cache_path()
+        self.path = expand_path(path) if path is not None else default_cache_path()
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self.disabled_reason: str | None = None

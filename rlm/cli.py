@@ -1,29 +1,32 @@
-"""The command line: ``python run.py FILE [--task NAME] [...]``.
+"""The command line: ``rlm FILE [--task NAME] [...]``, also ``python run.py ...`` and ``python -m rlm ...``.
 
 Prints the run's JSON result on stdout. Exit codes: 0 completed, 3 partial,
 1 error, 2 bad usage or input. Every problem is one line on stderr, never a
-traceback.
+traceback (``--debug`` or ``RLM_DEBUG=1`` adds the task's traceback).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
 import os
 import shutil
+import stat
 import sys
 import tempfile
+import threading
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import IO, Any, NoReturn
 
 from rlm._supervise import supervise
 from rlm.errors import ConfigError, RLMError, TaskError
-from rlm.guards import GuardConfig
+from rlm.guards import GuardConfig, Run
+from rlm.pricing import format_usd
 from rlm.runtime import run_task
+from rlm.tasks import BUILTIN, TaskInfo, discover_tasks, load_task
 from rlm.trace import redact
 
 __all__ = ["main", "EXIT_COMPLETED", "EXIT_ERROR", "EXIT_USAGE", "EXIT_PARTIAL"]
@@ -57,32 +60,51 @@ def _number(flag: str, kind: type, *, minimum_exclusive: float = 0) -> Callable[
     return parse
 
 
+def _param(text: str) -> tuple[str, Any]:
+    """``NAME=VALUE``: the value as JSON when it parses (numbers, true, lists...), else as a string."""
+    name, sep, raw = text.partition("=")
+    name = name.strip()
+    if not sep or not name.isidentifier():
+        raise argparse.ArgumentTypeError(
+            f"--param takes NAME=VALUE, e.g. --param question='Who signed?' (got {text!r})")
+    try:
+        value: Any = json.loads(raw)
+    except ValueError:
+        value = raw
+    return name, value
+
+
 def _parser() -> _Parser:
     p = _Parser(
-        prog="run.py",
+        prog=_prog(),
         description="Run an RLM task over a file that never enters a prompt whole.",
         epilog="Exit codes: 0 completed, 3 partial (a cost or runtime limit halted the task), "
         "1 error, 2 bad usage or input.",
     )
     p.add_argument("file", nargs="?", help="the document or log to analyse; '-' reads standard input")
     p.add_argument("--task", default=_DEFAULT_TASK,
-                   help=f"a task name from tasks/ (default {_DEFAULT_TASK}) or path/to/file.py:function")
+                   help=f"a task name from ./tasks or the built-ins (default {_DEFAULT_TASK}), "
+                        "or path/to/file.py:function")
+    p.add_argument("--param", action="append", type=_param, default=[], metavar="NAME=VALUE",
+                   help="a task parameter (repeatable); the value is JSON when it parses, else a string")
     p.add_argument("--cost", type=_number("--cost", float), help="cost budget in USD (env RLM_MAX_COST, default 0.50)")
     p.add_argument("--timeout", type=_number("--timeout", float),
                    help="wall-clock limit in seconds (env RLM_MAX_RUNTIME, default 60)")
     p.add_argument("--tokens", type=_number("--tokens", int), help="max request tokens per subcall (default 4000)")
     p.add_argument("--output-tokens", type=_number("--output-tokens", int),
                    help="max answer tokens per subcall (default 1024)")
-    p.add_argument("--model", help="model name (env RLM_MODEL, default gpt-4o-mini)")
+    p.add_argument("--model", help="model name (env RLM_MODEL; default gpt-4o-mini on OpenAI, else the server's only "
+                                   "model)")
     p.add_argument("--workers", type=_number("--workers", int), help="parallel subcalls at most (default 8)")
     p.add_argument("--trace", metavar="PATH", help="write the JSONL audit trail here")
     p.add_argument("--dry-run", action="store_true",
                    help="no model, no key: every subcall returns its default and the worst-case cost is reported")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the response cache")
     p.add_argument("--clear-cache", action="store_true", help="delete the response cache and exit")
-    p.add_argument("--list-tasks", action="store_true", help="list the tasks in tasks/ and exit")
+    p.add_argument("--list-tasks", action="store_true", help="list the tasks with their parameters and exit")
     p.add_argument("--compact", action="store_true", help="print the JSON result on one line")
     p.add_argument("--allow-binary", action="store_true", help="analyse a file even if it looks binary")
+    p.add_argument("--debug", action="store_true", help="print the task's traceback on an error (env RLM_DEBUG=1)")
     return p
 
 
@@ -90,53 +112,30 @@ def _fail(message: str) -> NoReturn:
     raise UsageError(message)
 
 
-def _load_task(spec: str) -> Callable[..., Any]:
-    """A task by name from tasks/, or ``path/to/file.py:function``."""
-    if ":" in spec and spec.rsplit(":", 1)[0].endswith(".py"):
-        file_part, func_name = spec.rsplit(":", 1)
-        path = Path(file_part)
-        if not path.is_file():
-            raise TaskError(f"Task file not found: {path}.")
-        module_spec = importlib.util.spec_from_file_location(f"rlm_user_task_{path.stem}", path)
-        if module_spec is None or module_spec.loader is None:
-            raise TaskError(f"Cannot import {path} as Python.")
-        module = importlib.util.module_from_spec(module_spec)
-        try:
-            module_spec.loader.exec_module(module)
-        except Exception as exc:
-            raise TaskError(f"{path} failed to import: {type(exc).__name__}: {exc}") from None
-        fn = getattr(module, func_name, None)
-        if not callable(fn):
-            raise TaskError(f"{path} has no function {func_name!r}.")
-        return fn
-    from tasks import discover_tasks
-
-    found, broken = discover_tasks()
-    if spec in found:
-        return found[spec]
-    known = ", ".join(sorted(found)) or "(none)"
-    failed = "; ".join(f"{module}: {error}" for module, error in broken.items())
-    extra = f" Some task modules failed to import: {failed}." if broken else ""
-    raise TaskError(f"Unknown task {spec!r}. Known tasks: {known}. Or pass path/to/file.py:function.{extra}")
-
-
 def _list_tasks() -> str:
-    from tasks import discover_tasks
-
-    found, broken = discover_tasks()
+    discovery = discover_tasks()
     lines = []
-    for name, fn in sorted(found.items()):
-        doc = (fn.__doc__ or "").strip().splitlines()
-        lines.append(f"{name:<24} {doc[0] if doc else ''}")
-    lines += [f"(failed to import {module}: {error})" for module, error in broken.items()]
+    for name, info in sorted(discovery.tasks.items(), key=lambda item: (item[1].source == BUILTIN, item[0])):
+        where = "" if info.source == BUILTIN else f"  [{os.path.relpath(info.source)}]"
+        lines.append(f"{name}{info.parameters}{where}")
+        if info.summary:
+            lines.append(f"    {info.summary}")
+    lines += [f"(failed to import {module}: {error})" for module, error in discovery.broken.items()]
     return "\n".join(lines)
 
 
 def _check_file(path: Path, allow_binary: bool) -> None:
-    if not path.exists():
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
         _fail(f"No such file: {path}")
-    if path.is_dir():
+    except OSError as exc:
+        _fail(f"Cannot read {path}: {exc.strerror or exc}.")
+    if stat.S_ISDIR(mode):
         _fail(f"{path} is a directory; pass a file.")
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+        _fail(f"{path} is {kind}, not a regular file; save its contents to a file, or pipe them to '-'.")
     try:
         with open(path, "rb") as f:
             head = f.read(_SNIFF_BYTES)
@@ -168,48 +167,69 @@ def _config(args: argparse.Namespace) -> GuardConfig:
 
 
 class _Progress:
-    """A one-line live status on stderr (only when it is a terminal)."""
+    """A one-line live status on stderr (only when it is a terminal); it never goes backwards."""
 
-    def __init__(self) -> None:
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
         self.shown = False
+        self._calls = -1
+        self._lock = threading.Lock()
 
     def __call__(self, summary: dict[str, Any]) -> None:
-        line = (f"\r[rlm] calls {summary['total_calls']}  ${summary['total_cost_usd']:.4f} / "
-                f"${summary['cost_budget_usd']:.2f}  {summary['elapsed_seconds']:.1f}s ")
-        sys.stderr.write(line)
-        sys.stderr.flush()
-        self.shown = True
+        with self._lock:  # parallel subcalls report from several threads, not always in order
+            if summary["total_calls"] < self._calls:
+                return
+            self._calls = summary["total_calls"]
+            self.stream.write(f"\r[rlm] calls {summary['total_calls']}  ${summary['total_cost_usd']:.4f} / "
+                              f"{format_usd(summary['cost_budget_usd'])}  {summary['elapsed_seconds']:.1f}s ")
+            self.stream.flush()
+            self.shown = True
 
     def clear(self) -> None:
         if self.shown:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _prog() -> str:
+    """How the user called us: ``run.py`` or ``rlm``, for messages."""
+    name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "rlm"
+    return "run.py" if name == "run.py" else "rlm"
 
 
 def _one_line_warning(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> None:
-    print(f"run.py: warning: {redact(str(message))}", file=sys.stderr)
+    print(f"{_prog()}: warning: {redact(str(message))}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    warnings.showwarning = _one_line_warning  # type: ignore[assignment]
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
+    shown = warnings.showwarning
+    warnings.showwarning = _one_line_warning
     try:
         return _main(argv)
     except UsageError as exc:
-        print(f"run.py: error: {redact(str(exc))}", file=sys.stderr)
+        print(f"{_prog()}: error: {redact(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except (ConfigError, TaskError) as exc:
-        print(f"run.py: error: {redact(str(exc))}", file=sys.stderr)
+        print(f"{_prog()}: error: {redact(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except RLMError as exc:
-        print(f"run.py: error: {redact(str(exc))}", file=sys.stderr)
+        print(f"{_prog()}: error: {redact(str(exc))}", file=sys.stderr)
+        return EXIT_ERROR
+    except BrokenPipeError:
+        # The reader went away (`rlm ... | head`): say nothing more, and keep Python from complaining at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print("run.py: interrupted", file=sys.stderr)
+        print(f"{_prog()}: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # a bug of ours: still one line, never a traceback
-        print(f"run.py: internal error: {redact(f'{type(exc).__name__}: {exc}')}. Please report it.",
+        print(f"{_prog()}: internal error: {redact(f'{type(exc).__name__}: {exc}')}. Please report it.",
               file=sys.stderr)
         return EXIT_ERROR
+    finally:
+        warnings.showwarning = shown
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -217,6 +237,7 @@ def _main(argv: Sequence[str] | None) -> int:
 
     load_dotenv(find_dotenv(usecwd=True), override=False)  # the real environment wins over .env
     args = _parser().parse_args(argv)
+    debug = args.debug or os.environ.get("RLM_DEBUG", "").strip().lower() in ("1", "true", "yes")
     if args.list_tasks:
         print(_list_tasks())
         return EXIT_COMPLETED
@@ -227,12 +248,14 @@ def _main(argv: Sequence[str] | None) -> int:
         return EXIT_COMPLETED
     if args.file is None:
         _fail("the FILE argument is required")
-    task = _load_task(args.task)
+    task = load_task(args.task)
+    params = dict(args.param)
+    _check_params(task, params)
     config = _config(args)
-    if not config.dry_run and not (os.environ.get("OPENAI_API_KEY", "").strip()
-                                   or os.environ.get("OPENAI_BASE_URL", "").strip()):
-        _fail("No model API configured: set OPENAI_API_KEY (OpenAI) or OPENAI_BASE_URL (a local "
-              "OpenAI-compatible server), or preview the run with --dry-run.")
+    if not config.dry_run:
+        problem = Run(config, task="cli").api_problem()
+        if problem is not None:
+            _fail(problem)
     stdin_file: Path | None = None
     if args.file == "-":
         stdin_file = path = _stdin_to_file()
@@ -240,11 +263,12 @@ def _main(argv: Sequence[str] | None) -> int:
         path = Path(args.file)
     try:
         _check_file(path, args.allow_binary)
-        progress = _Progress() if sys.stderr.isatty() else None
+        progress = _Progress(sys.stderr) if sys.stderr.isatty() else None
 
         def work(checkpoint: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
             try:
-                return run_task(task, path, config, progress=progress, checkpoint=checkpoint)
+                return run_task(task.function, path, config, params=params, progress=progress,
+                                checkpoint=checkpoint, include_traceback=debug)
             finally:
                 if progress is not None:
                     progress.clear()
@@ -254,7 +278,23 @@ def _main(argv: Sequence[str] | None) -> int:
     finally:
         if stdin_file is not None:
             stdin_file.unlink(missing_ok=True)
+    trace_text = result.pop("traceback", None)
     print(redact(json.dumps(result, indent=None if args.compact else 2, ensure_ascii=False)))
+    sys.stdout.flush()
     if result["status"] != "completed" and result.get("error"):
-        print(f"run.py: {result['status']}: {result['error']}", file=sys.stderr)
+        print(f"{_prog()}: {result['status']}: {result['error']}", file=sys.stderr)
+    if debug and trace_text:
+        print(redact(trace_text).rstrip(), file=sys.stderr)
+    dry = (result.get("budget_summary") or {}).get("dry_run")
+    if isinstance(dry, dict) and not dry.get("fits_budget", True):
+        print(f"{_prog()}: warning: the dry run's worst case, ${dry['worst_case_cost_usd']:.6f} for {dry['subcalls']} "
+              f"subcalls, is more than the {format_usd(config.max_cost or 0)} budget: a real run may stop early "
+              "(partial). "
+              "Raise --cost, or narrow the task.", file=sys.stderr)
     return _EXIT_BY_STATUS.get(result["status"], EXIT_ERROR)
+
+
+def _check_params(task: TaskInfo, params: dict[str, Any]) -> None:
+    from rlm.runtime import bind_params
+
+    bind_params(task.function, params)

@@ -27,10 +27,10 @@ import os
 import re
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Union
+from typing import Union
 
 from rlm._regex import SearchDeadline, Searcher
 from rlm._scope import current_scope
@@ -57,7 +57,9 @@ __all__ = [
 #: Bounded default for ``context_search`` (rule 3: bound every iteration).
 DEFAULT_MAX_HITS = 100
 #: Default piece size for ``context_chunks``, in positions.
-DEFAULT_CHUNK_SIZE = 4000
+#: 3000 bytes leave room, under the default 4000-token limit counted as UTF-8 bytes (the offline
+#: bound), for the system prompt and an instruction of up to about 800 bytes.
+DEFAULT_CHUNK_SIZE = 3000
 #: How many recent accesses a context keeps in memory; the trace keeps all.
 _ACCESS_LOG_SIZE = 10_000
 #: Line numbers are counted lazily, with a checkpoint every block.
@@ -69,29 +71,95 @@ class Chunk(str):
 
     It is a ``str`` in every way (string methods return plain ``str``); the
     span lets a subcall and the trace say exactly where its text came from.
+    ``start`` and ``end`` are context offsets: characters for a text context,
+    bytes for a file. To cite a piece of the chunk, map positions in the
+    string back to the context with :meth:`offset_of` and :meth:`span_of`,
+    never ``chunk.start + i`` (over a file that is wrong after any non-ASCII
+    character).
     """
 
     start: int
     end: int
+    _fixes: tuple[tuple[int, int], ...]  # (index of a U+FFFD that replaced bad bytes, how many bytes it replaced)
 
-    def __new__(cls, text: str, start: int, end: int) -> Chunk:
+    def __new__(cls, text: str, start: int, end: int, _fixes: tuple[tuple[int, int], ...] = ()) -> Chunk:
         obj = super().__new__(cls, text)
         obj.start = start
         obj.end = end
+        obj._fixes = _fixes
         return obj
 
     @property
     def span(self) -> tuple[int, int]:
         return (self.start, self.end)
 
-    def __getnewargs__(self) -> tuple[str, int, int]:  # type: ignore[override]
-        return (str(self), self.start, self.end)
+    def offset_of(self, index: int) -> int:
+        """The context offset of position ``index`` of this string (``len(chunk)`` maps to ``end``).
+
+        Exact for multi-byte text and for bytes that were not valid UTF-8
+        (each became one U+FFFD). Negative indexes count from the end, as for a str.
+        """
+        size = len(self)
+        if index < 0:
+            index += size
+        if not 0 <= index <= size:
+            raise IndexError(f"position {index} is outside this chunk of {size} characters")
+        if self.end - self.start == size and not self._fixes:
+            return self.start + index  # text, or a file chunk that is all ASCII
+        offset = len(str.__getitem__(self, slice(0, index)).encode("utf-8", errors="surrogatepass"))
+        for at, replaced in self._fixes:
+            if at < index:
+                offset += replaced - 3  # U+FFFD is 3 bytes in UTF-8; it stood for `replaced` bytes
+        return self.start + offset
+
+    def span_of(self, text: str, start: int = 0) -> tuple[int, int] | None:
+        """The context span ``(start, end)`` of the first ``text`` in this chunk (from position ``start``), or None."""
+        index = self.find(text, start)
+        if index < 0:
+            return None
+        return (self.offset_of(index), self.offset_of(index + len(text)))
+
+    def __getnewargs__(self) -> tuple[str, int, int, tuple[tuple[int, int], ...]]:  # type: ignore[override]
+        return (str(self), self.start, self.end, self._fixes)
 
     def __repr__(self) -> str:
         text = str.__repr__(self)
         if len(text) > 60:
             text = text[:57] + "..."
         return f"Chunk({text}, start={self.start}, end={self.end})"
+
+
+def _decode_bytes(raw: bytes) -> tuple[str, tuple[tuple[int, int], ...]]:
+    """UTF-8 text of ``raw`` with each invalid sequence as one U+FFFD, and where those replacements are."""
+    try:
+        return raw.decode("utf-8"), ()
+    except UnicodeDecodeError:
+        pass
+    parts: list[str] = []
+    fixes: list[tuple[int, int]] = []
+    chars = pos = 0
+    while pos < len(raw):
+        try:
+            good = raw[pos:].decode("utf-8")
+        except UnicodeDecodeError as exc:  # the same rule as errors="replace": one U+FFFD per bad sequence
+            good = raw[pos:pos + exc.start].decode("utf-8")
+            parts.append(good)
+            chars += len(good)
+            fixes.append((chars, exc.end - exc.start))
+            parts.append("\ufffd")
+            chars += 1
+            pos += exc.end
+        else:
+            parts.append(good)
+            break
+    return "".join(parts), tuple(fixes)
+
+
+def _chunk_of(raw: str | bytes, start: int, end: int) -> Chunk:
+    if isinstance(raw, str):
+        return Chunk(raw, start, end)
+    text, fixes = _decode_bytes(raw)
+    return Chunk(text, start, end, fixes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,11 +230,12 @@ class Match(tuple):  # type: ignore[type-arg]
 
     @property
     def text(self) -> Chunk:
-        return Chunk(_decode(self[2]), self[0], self[1])
+        return _chunk_of(self[2], self[0], self[1])
 
     @property
     def line(self) -> int:
-        return self[4].line_at(self[0])
+        lines: _LineIndex = self[4]
+        return lines.line_at(self[0])
 
     @property
     def groups(self) -> tuple[str | None, ...]:
@@ -181,7 +250,7 @@ class Match(tuple):  # type: ignore[type-arg]
 
 
 def _decode(raw: str | bytes) -> str:
-    return raw if isinstance(raw, str) else raw.decode("utf-8", errors="replace")
+    return raw if isinstance(raw, str) else _decode_bytes(raw)[0]
 
 
 class Context:
@@ -317,12 +386,13 @@ class Context:
             return start, start
         return self._snap(start, forward=False), self._snap(end, forward=True)
 
-    def _read(self, start: int, end: int) -> str:
+    def _read(self, start: int, end: int) -> Chunk:
+        """``[start, end)`` as a Chunk (the span is not clamped or recorded here)."""
         if self._text is not None:
-            return self._text[start:end]
+            return Chunk(self._text[start:end], start, end)
         if self._mm is None or end <= start:
-            return ""
-        return self._mm[start:end].decode("utf-8", errors="replace")
+            return Chunk("", start, max(start, end))
+        return _chunk_of(self._mm[start:end], start, end)
 
     def _find_newline(self, lo: int, hi: int, *, last: bool = False) -> int:
         """Position of the first (or last) newline in ``[lo, hi)``, or -1."""
@@ -335,9 +405,9 @@ class Context:
     def _chunk(self, function: str, start: int, end: int) -> Chunk:
         """Clamp a span, read it, record the access, and return it as a Chunk."""
         start, end = self._clamp(start, end)
-        text = self._read(start, end)
-        self._record(function, start, end, len(text))
-        return Chunk(text, start, end)
+        chunk = self._read(start, end)
+        self._record(function, start, end, len(chunk))
+        return chunk
 
     def _count_newlines(self, start: int, end: int) -> int:
         if self._text is not None:
@@ -412,7 +482,8 @@ def _compile(context: Context, pattern: str | re.Pattern[str], flags: int) -> Se
     if isinstance(source, bytes):
         source = source.decode("utf-8", errors="strict")
     if not isinstance(source, str):
-        raise ContextAccessError(f"A search pattern must be a str or a compiled re pattern (got {type(source).__name__}).")
+        raise ContextAccessError(
+            f"A search pattern must be a str or a compiled re pattern (got {type(source).__name__}).")
     try:
         return Searcher(source, all_flags, binary=context._text is None)
     except (re.error, ValueError, OverflowError) as exc:
@@ -429,7 +500,7 @@ def context_finditer(
     flags: int = 0,
     start: int = 0,
     end: int | None = None,
-) -> Iterator[Match]:
+) -> Generator[Match, None, None]:
     """Yield every match of ``pattern`` in order, lazily; prefer ``context_search`` with ``max_hits``.
 
     Over a mapped file the pattern is matched against UTF-8 bytes: ``\\w``,
@@ -492,7 +563,7 @@ def context_chunks(
     *,
     start: int = 0,
     end: int | None = None,
-) -> Iterator[Chunk]:
+) -> Generator[Chunk, None, None]:
     """Walk the context (or ``[start, end)``) in order, in pieces of at most ``size`` positions.
 
     A piece ends just after a newline when one lies in its last quarter, so
@@ -515,9 +586,9 @@ def context_chunks(
                 # No newline near: cut at a character boundary inside the window.
                 cut = max(context._snap(cut, forward=False), pos + 1)
                 cut = context._snap(cut, forward=True) if cut == pos + 1 else cut
-        text = context._read(pos, cut)
-        context._record("context_chunks", pos, cut, len(text))
-        yield Chunk(text, pos, cut)
+        chunk = context._read(pos, cut)
+        context._record("context_chunks", pos, cut, len(chunk))
+        yield chunk
         if cut >= hi:
             break
         nxt = cut - overlap if overlap else cut

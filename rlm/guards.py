@@ -42,7 +42,7 @@ from rlm.errors import (
     RuntimeLimitError,
     TokenLimitError,
 )
-from rlm.pricing import Pricing, resolve_pricing
+from rlm.pricing import Pricing, format_usd, resolve_pricing
 from rlm.tokens import count_text_tokens, counting_method
 from rlm.trace import TraceWriter
 
@@ -81,7 +81,7 @@ def _number(name: str, value: object, *, env: str | None, integer: bool = False,
     if isinstance(value, bool):
         raise refused
     try:
-        number = int(value) if integer and not isinstance(value, float) else float(value)  # type: ignore[arg-type]
+        number = int(value) if integer and not isinstance(value, float) else float(value)  # type: ignore[call-overload,arg-type]
     except (TypeError, ValueError):
         raise refused from None
     if integer and isinstance(value, float) and not value.is_integer():
@@ -172,6 +172,10 @@ class GuardConfig:
             if value is not None and not isinstance(value, str):
                 raise ConfigError(f"{name} must be a string (got {type(value).__name__}).")
             put(self, name, (value.strip() or None) if value is not None else _env(env))
+        for name in ("trace_path", "cache_path"):
+            value = getattr(self, name)
+            if value is not None:
+                put(self, name, os.path.expanduser(os.path.expandvars(os.fspath(value))))
         model = self.model if self.model is not None else _env("RLM_MODEL")
         if model is not None and (not isinstance(model, str) or not model.strip()):
             raise ConfigError(f"model must be a non-empty model name (got {model!r}).")
@@ -282,7 +286,8 @@ class Ledger:
                         left = max(free, _ZERO)
                         raise CostLimitError(
                             f"The next model call could cost up to ${amount:.6f} but only ${left:.6f} of the "
-                            f"${self.budget:.2f} budget remains. Raise max_cost (--cost) or send smaller chunks.",
+                            f"{format_usd(self.budget)} budget remains. Raise max_cost (--cost) or send smaller "
+                            "chunks.",
                             needed_usd=float(amount), remaining_usd=float(left), budget_usd=float(self.budget),
                         )
                     timeout = wait_until - time.monotonic()
@@ -417,8 +422,8 @@ class Run:
         self.parent = parent
         self.task = task
         self.id = uuid.uuid4().hex[:12]
-        self.depth = 0 if parent is None else parent.depth + 1
-        self.max_depth = config.max_depth if parent is None else min(config.max_depth, parent.max_depth)
+        self.depth: int = 0 if parent is None else parent.depth + 1
+        self.max_depth: int = config.max_depth if parent is None else min(config.max_depth, parent.max_depth)
         # A run's subcalls sit one level below it; a run whose subcalls would be too deep is refused.
         if self.depth + 1 > self.max_depth:
             raise RecursionDepthError(
@@ -431,10 +436,10 @@ class Run:
         if self.model is not None or config.has_price_override:
             self.pricing = config.pricing()
         self.token_counting = counting_method(self.model)
-        self.ledger = Ledger(Decimal(str(config.max_cost)), parent.ledger if parent is not None else None)
+        self.ledger: Ledger = Ledger(Decimal(str(config.max_cost)), parent.ledger if parent is not None else None)
         self.started = time.monotonic()
         own_deadline = self.started + float(config.max_runtime_seconds or 0)
-        self.deadline = own_deadline if parent is None else min(own_deadline, parent.deadline)
+        self.deadline: float = own_deadline if parent is None else min(own_deadline, parent.deadline)
         self.counters = _Counters()
         self.records: list[SubcallRecord] = []
         self.published: dict[str, Any] = {}

@@ -36,7 +36,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Union
+from typing import Any
 
 __all__ = ["Reply", "Fault", "RecordedRequest", "Generation", "LoopbackServer", "main"]
 
@@ -101,7 +101,7 @@ class Fault:
         return cls("status", status=401, message="Incorrect API key provided")
 
 
-Script = Union[Reply, Fault, str]
+Script = Reply | Fault | str
 
 
 @dataclass(frozen=True)
@@ -200,7 +200,7 @@ class LoopbackServer:
 
     @property
     def base_url(self) -> str:
-        host = self._httpd.server_address[0]
+        host = str(self._httpd.server_address[0])
         return f"http://{host}:{self.port}/v1"
 
     def script(self, *items: Script) -> LoopbackServer:

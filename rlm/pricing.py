@@ -15,9 +15,17 @@ from decimal import Decimal
 
 from rlm.errors import ConfigError
 
-__all__ = ["Pricing", "resolve_pricing"]
+__all__ = ["Pricing", "resolve_pricing", "format_usd"]
 
 _MILLION = Decimal(1_000_000)
+
+
+def format_usd(amount: float | Decimal) -> str:
+    """Dollars for a message: cents when there are any, else enough digits to see a small budget."""
+    value = float(amount)
+    if value == 0 or abs(value) >= 0.01:
+        return f"${value:.2f}"
+    return f"${value:.6f}".rstrip("0")
 
 
 @dataclass(frozen=True, slots=True)

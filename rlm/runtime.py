@@ -14,6 +14,9 @@ import contextlib
 import contextvars
 import ctypes
 import dataclasses
+import inspect
+import os
+import sysconfig
 import threading
 import time
 import traceback
@@ -22,11 +25,11 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from rlm.context_access import Chunk, Context, ContextSource, Match, open_context
-from rlm.errors import CostLimitError, GuardError, RLMError, RuntimeLimitError
+from rlm.errors import CostLimitError, GuardError, RLMError, RuntimeLimitError, TaskError
 from rlm.guards import GuardConfig, Run, current_run
 from rlm.trace import redact
 
-__all__ = ["run_task", "TaskBuilder", "publish", "TaskFn"]
+__all__ = ["run_task", "TaskBuilder", "publish", "bind_params", "TaskFn"]
 
 TaskFn = Callable[[Context], Any]
 V = TypeVar("V")
@@ -95,6 +98,46 @@ def _one_line(exc: BaseException) -> str:
     return redact(f"{type(exc).__name__}: {text}")
 
 
+_LIBRARY = os.path.dirname(os.path.abspath(__file__))
+_BUILTIN_TASKS = os.path.join(_LIBRARY, "tasks")
+_PYTHON = tuple({os.path.abspath(p) for p in (sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"],
+                                             sysconfig.get_paths()["platlib"])})
+
+
+def _where(exc: BaseException) -> str:
+    """`` (at tasks/x.py:12 in my_task)``: the innermost frame of the task's own code that raised."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    for frame in reversed(frames):
+        path = os.path.abspath(frame.filename)
+        inside_library = path.startswith(_LIBRARY + os.sep) and not path.startswith(_BUILTIN_TASKS + os.sep)
+        if not inside_library and not path.startswith(_PYTHON):
+            try:
+                shown = os.path.relpath(path)
+            except ValueError:  # another drive (Windows)
+                shown = path
+            return f" (at {shown if not shown.startswith('..' + os.sep + '..') else path}:{frame.lineno} " \
+                   f"in {frame.name})"
+    return ""
+
+
+def bind_params(task_fn: Callable[..., Any], params: Mapping[str, Any]) -> None:
+    """Check that ``params`` are exactly what ``task_fn`` takes after the context; TaskError naming its signature."""
+    try:
+        signature = inspect.signature(task_fn)
+    except (TypeError, ValueError):
+        return
+    name = getattr(task_fn, "__name__", "task")
+    shown = "(" + ", ".join(str(p) for p in list(signature.parameters.values())[1:]) + ")"
+    try:
+        signature.bind(None, **params)
+    except TypeError as exc:
+        given = ", ".join(f"{k}={v!r}" for k, v in params.items()) or "none"
+        raise TaskError(
+            f"Task {name} takes the context and then {shown}; the parameters given ({given}) do not fit: {exc}. "
+            "Pass each with --param NAME=VALUE (run_task(..., params={...}))."
+        ) from None
+
+
 class _Interrupted(RuntimeLimitError):
     """Raised asynchronously inside a task that outlived its deadline in Python code."""
 
@@ -110,14 +153,20 @@ def run_task(
     context: ContextSource,
     config: GuardConfig | None = None,
     *,
+    params: Mapping[str, Any] | None = None,
     progress: Callable[[dict[str, Any]], None] | None = None,
     checkpoint: Callable[[dict[str, Any]], None] | None = None,
+    include_traceback: bool = False,
 ) -> dict[str, Any]:
-    """Run ``task_fn(context)`` under ``config``'s guards and return the result dict.
+    """Run ``task_fn(context, **params)`` under ``config``'s guards and return the result dict.
 
     ``context`` is text (``str``), a file (``pathlib.Path``) or a Context. It
-    never raises for what happens inside the task; a nested run deeper than
-    ``max_depth`` raises RecursionDepthError, and a bad config ConfigError.
+    never raises for what happens inside the task (an exception there is the
+    ``error`` status, its message naming the task's file and line); a nested
+    run deeper than ``max_depth`` raises RecursionDepthError, a bad config
+    ConfigError, and ``params`` that do not fit the task's signature TaskError.
+    ``include_traceback`` adds the task's traceback as ``result["traceback"]``
+    (the trace always has it).
     ``progress`` is called with the budget summary after every subcall.
     ``checkpoint`` is called when the task starts, after every reservation and after every subcall with
     ``{"event", "result", "budget_summary", "run_id", "trace_seq", "deadline_monotonic"}``
@@ -125,6 +174,8 @@ def run_task(
     can report the run even if its process is killed.
     """
     config = config or GuardConfig()
+    params = dict(params or {})
+    bind_params(task_fn, params)
     if not config.dry_run:
         import openai  # noqa: F401  # the SDK's first import takes about a second: not on the task's clock
     name = getattr(task_fn, "__qualname__", repr(task_fn))
@@ -149,7 +200,7 @@ def run_task(
     def target() -> None:
         with run.installed():
             try:
-                outcome["result"] = task_fn(ctx)
+                outcome["result"] = task_fn(ctx, **params)
             except BaseException as exc:  # reported in the result, never raised
                 outcome["error"] = exc
             finally:
@@ -166,21 +217,26 @@ def run_task(
         error = run.runtime_error()
         return _finish(run, ctx, owns_context, "partial", _snapshot(run.published), _one_line(error))
 
-    exc = outcome.get("error")
-    if exc is None:
+    failure: BaseException | None = outcome.get("error")
+    if failure is None:
         try:
             result = _jsonable(outcome.get("result"))
         except Exception as conv:  # e.g. the task returned the Context itself, which refuses str()
             message = f"The task's result is not JSON-ready: {_one_line(conv)}"
             return _finish(run, ctx, owns_context, "error", None, message)
         return _finish(run, ctx, owns_context, "completed", result, None)
-    if isinstance(exc, GuardError):
-        run.trip(exc)
+    text = "".join(traceback.format_exception(failure))
+    if isinstance(failure, GuardError):
+        run.trip(failure)
+        message = _one_line(failure)
     else:
-        run.emit("error", error=type(exc).__name__, message=str(exc),
-                 traceback="".join(traceback.format_exception(exc)))
-    status = "partial" if isinstance(exc, _PARTIAL_LIMITS) else "error"
-    return _finish(run, ctx, owns_context, status, _snapshot(run.published), _one_line(exc))
+        run.emit("error", error=type(failure).__name__, message=str(failure), traceback=text)
+        message = _one_line(failure) + _where(failure)
+    status = "partial" if isinstance(failure, _PARTIAL_LIMITS) else "error"
+    result = _finish(run, ctx, owns_context, status, _snapshot(run.published), message)
+    if include_traceback:
+        result["traceback"] = redact(text)
+    return result
 
 
 def _checkpointer(run: Run, send: Callable[[dict[str, Any]], None]) -> Callable[[str], None]:
@@ -208,17 +264,20 @@ def _finish(
 class TaskBuilder:
     """Fluent configuration of a run: ``TaskBuilder(task).with_cost_budget(0.25).run(context)``.
 
-    Each ``with_*`` returns a new builder; the config is validated in ``run``.
+    Each ``with_*`` returns a new builder (a builder is never changed); the
+    config is validated in ``run``.
     """
 
-    def __init__(self, task_fn: TaskFn, _settings: dict[str, Any] | None = None,
-                 _progress: Callable[[dict[str, Any]], None] | None = None) -> None:
+    def __init__(self, task_fn: TaskFn, _settings: Mapping[str, Any] | None = None,
+                 _progress: Callable[[dict[str, Any]], None] | None = None,
+                 _params: Mapping[str, Any] | None = None) -> None:
         self.task_fn = task_fn
         self._settings: dict[str, Any] = dict(_settings or {})
         self._progress = _progress
+        self._params: dict[str, Any] = dict(_params or {})
 
     def _with(self, **settings: Any) -> TaskBuilder:
-        return TaskBuilder(self.task_fn, {**self._settings, **settings}, self._progress)
+        return TaskBuilder(self.task_fn, {**self._settings, **settings}, self._progress, self._params)
 
     def with_cost_budget(self, usd: float) -> TaskBuilder:
         return self._with(max_cost=usd)
@@ -234,6 +293,9 @@ class TaskBuilder:
 
     def with_model(self, model: str) -> TaskBuilder:
         return self._with(model=model)
+
+    def with_api(self, base_url: str | None = None, api_key: str | None = None) -> TaskBuilder:
+        return self._with(base_url=base_url, api_key=api_key)
 
     def with_prices(self, input_usd_per_mtok: float, output_usd_per_mtok: float) -> TaskBuilder:
         return self._with(price_input_per_mtok=input_usd_per_mtok, price_output_per_mtok=output_usd_per_mtok)
@@ -259,11 +321,15 @@ class TaskBuilder:
     def with_cache(self, enabled: bool = True, path: str | None = None) -> TaskBuilder:
         return self._with(cache=enabled, cache_path=None if path is None else str(path))
 
+    def with_params(self, **params: Any) -> TaskBuilder:
+        """Keyword arguments for the task after the context (added to any given before)."""
+        return TaskBuilder(self.task_fn, self._settings, self._progress, {**self._params, **params})
+
     def with_progress(self, callback: Callable[[dict[str, Any]], None]) -> TaskBuilder:
-        return TaskBuilder(self.task_fn, self._settings, callback)
+        return TaskBuilder(self.task_fn, self._settings, callback, self._params)
 
     def config(self) -> GuardConfig:
         return GuardConfig(**self._settings)
 
     def run(self, context: ContextSource) -> dict[str, Any]:
-        return run_task(self.task_fn, context, self.config(), progress=self._progress)
+        return run_task(self.task_fn, context, self.config(), params=self._params, progress=self._progress)

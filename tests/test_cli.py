@@ -1,7 +1,9 @@
-"""run.py end to end, in a subprocess, against the loopback server."""
+"""The command line, in-process through main(argv) against the loopback server; a subprocess only where
+the process itself is the point (a terminal, a killed run, the installed entry points)."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pty
@@ -9,11 +11,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from rlm.cli import main
 from rlm.loopback import LoopbackServer, Reply
 from tests.conftest import ROOT, TEST_KEY
 
@@ -22,109 +27,189 @@ LOG = str(ROOT / "examples" / "server.log")
 DOC = str(ROOT / "examples" / "document.txt")
 
 
-def cli(*args: str, stdin: str | None = None, cwd: Path = ROOT, **env: str) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([sys.executable, RUN, *args], cwd=cwd, env={**os.environ, **env}, input=stdin,
-                          capture_output=True, text=True, timeout=60)
-    assert "Traceback" not in proc.stderr, proc.stderr
-    return proc
+@dataclass
+class Ran:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def result(self) -> dict[str, Any]:
+        return json.loads(self.stdout)  # type: ignore[no-any-return]
 
 
-def output(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
-    return json.loads(proc.stdout)
+Cli = Callable[..., Ran]
 
 
-def test_completed_exit_0(llm: LoopbackServer) -> None:
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Cli:
+    """``cli(*argv, cwd=..., stdin=..., **env)``: main(argv) in this process, its exit code and output."""
+
+    def run(*args: str, cwd: Path = ROOT, stdin: str | None = None, traceback: bool = False, **env: str) -> Ran:
+        monkeypatch.chdir(cwd)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        if stdin is not None:
+            monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin.encode())))
+        capsys.readouterr()
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        assert traceback or "Traceback" not in err, err
+        return Ran(code, out, err)
+
+    return run
+
+
+def test_completed_exit_0(llm: LoopbackServer, cli: Cli) -> None:
     llm.responder = lambda body: "critical" if "How severe" in body["messages"][1]["content"] else "It broke."
-    proc = cli(LOG, "--task", "find_errors_in_log")
-    assert proc.returncode == 0, proc.stderr
-    result = output(proc)
+    ran = cli(LOG, "--task", "find_errors_in_log")
+    assert ran.code == 0, ran.stderr
+    result = ran.result
     assert result["status"] == "completed"
     assert [f["line"] for f in result["result"]["findings"]] == [15, 32, 68, 81]
     assert result["result"]["by_severity"] == {"critical": 4}
-    assert proc.stderr == ""  # not a terminal: nothing extra
+    assert ran.stderr == ""  # not a terminal: nothing extra
 
 
-def test_default_task_analyzes_the_document(llm: LoopbackServer) -> None:
+def test_default_task_analyzes_the_document(llm: LoopbackServer, cli: Cli) -> None:
     llm.responder = lambda body: (
         '{"claims": [{"claim": "Throughput rose 11%.", "confidence": "high"}]}'
         if "response_format" in body else "Remote work helped.")
-    result = output(cli(DOC))
-    analysis = result["result"]["analysis"]
+    analysis = cli(DOC).result["result"]["analysis"]
     assert analysis["title"] == "Remote Work and Team Productivity: A Twelve-Month Study"
-    assert analysis["key_points"] == [{"claim": "Throughput rose 11%.", "confidence": "high", "span": analysis["key_points"][0]["span"]}]
+    assert analysis["key_points"][0]["claim"] == "Throughput rose 11%."
     assert analysis["conclusion"] == "Remote work helped."
 
 
-def test_partial_after_cost_limit_exit_3(llm: LoopbackServer) -> None:
+def test_partial_after_cost_limit_exit_3(llm: LoopbackServer, cli: Cli) -> None:
     llm.responder = lambda body: Reply("warning", prompt_tokens=3000, completion_tokens=900)
-    proc = cli(LOG, "--task", "find_errors_in_log", "--cost", "0.004", "--workers", "1")
-    assert proc.returncode == 3
-    result = output(proc)
+    ran = cli(LOG, "--task", "find_errors_in_log", "--cost", "0.004", "--workers", "1")
+    assert ran.code == 3
+    result = ran.result
     assert result["status"] == "partial" and "CostLimitError" in result["error"]
     assert 1 <= len(result["result"]["findings"]) < 4
     assert result["budget_summary"]["total_cost_usd"] <= 0.004
-    assert "partial" in proc.stderr
+    assert "partial" in ran.stderr
 
 
-def test_partial_after_runtime_limit_exit_3(llm: LoopbackServer) -> None:
-    llm.latency = 0.4  # one finding (two calls) in about 1 s; the second cannot finish by 1.4 s
-    proc = cli(LOG, "--task", "find_errors_in_log", "--timeout", "1.4", "--workers", "1")
-    assert proc.returncode == 3
-    result = output(proc)
-    assert "RuntimeLimitError" in result["error"] and len(result["result"]["findings"]) == 1
+def test_partial_after_runtime_limit_exit_3(llm: LoopbackServer, cli: Cli) -> None:
+    llm.latency = 0.3  # one finding takes two calls (0.6 s); the second cannot finish by 1.0 s
+    ran = cli(LOG, "--task", "find_errors_in_log", "--timeout", "1.0", "--workers", "1")
+    assert ran.code == 3
+    assert "RuntimeLimitError" in ran.result["error"] and len(ran.result["result"]["findings"]) == 1
 
 
-def test_error_exit_1(llm: LoopbackServer, tmp_path: Path) -> None:
+def test_a_failing_task_names_its_file_and_line_and_debug_shows_the_traceback(llm: LoopbackServer, cli: Cli,
+                                                                              tmp_path: Path) -> None:
     task = tmp_path / "bad_task.py"
+    task.write_text("def explode(context):\n    return 1 / 0\n")
+    ran = cli(LOG, "--task", f"{task}:explode")
+    assert ran.code == 1
+    assert ran.result["error"] == f"ZeroDivisionError: division by zero (at {task}:2 in explode)"
+    assert "traceback" not in ran.result and len(ran.stderr.strip().splitlines()) == 1
+    debug = cli(LOG, "--task", f"{task}:explode", "--debug", traceback=True)
+    assert "Traceback (most recent call last)" not in debug.stdout
+    assert 'bad_task.py", line 2, in explode' in debug.stderr and "return 1 / 0" in debug.stderr
+
+
+def test_rlm_debug_in_the_environment_also_shows_the_traceback(llm: LoopbackServer, capsys: pytest.CaptureFixture[str],
+                                                               monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    task = tmp_path / "bad.py"
     task.write_text("def explode(context):\n    raise KeyError('boom')\n")
-    proc = cli(LOG, "--task", f"{task}:explode")
-    assert proc.returncode == 1 and output(proc)["error"] == "KeyError: 'boom'"
+    monkeypatch.setenv("RLM_DEBUG", "1")
+    assert main([LOG, "--task", f"{task}:explode"]) == 1
+    assert "raise KeyError('boom')" in capsys.readouterr().err
 
 
-def test_path_function_tasks(llm: LoopbackServer, tmp_path: Path) -> None:
+def test_path_function_tasks_can_import_a_module_beside_them(llm: LoopbackServer, cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "helpers_for_task.py").write_text("PATTERN = 'ERROR'\n")
     task = tmp_path / "my_task.py"
     task.write_text(
         "from rlm.context_access import context_search\n"
+        "from helpers_for_task import PATTERN\n"
         "def count_errors(context):\n"
-        "    return {'errors': len(context_search(context, 'ERROR', max_hits=50))}\n"
+        "    return {'errors': len(context_search(context, PATTERN, max_hits=50))}\n"
     )
-    result = output(cli(LOG, "--task", f"{task}:count_errors"))
-    assert result["result"] == {"errors": 3}
-    assert cli(LOG, "--task", f"{task}:missing").returncode == 2
-    assert "has no function 'missing'" in cli(LOG, "--task", f"{task}:missing").stderr
+    assert cli(LOG, "--task", f"{task}:count_errors").result["result"] == {"errors": 3}
+    missing = cli(LOG, "--task", f"{task}:missing")
+    assert missing.code == 2 and "has no function 'missing' (it defines: count_errors)" in missing.stderr
 
 
-def test_dry_run_needs_no_key_and_reports_worst_case(llm: LoopbackServer) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
-    proc = subprocess.run([sys.executable, RUN, LOG, "--task", "find_errors_in_log", "--dry-run"], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    dry = output(proc)["budget_summary"]["dry_run"]
-    assert dry["subcalls"] == 8 and 0 < dry["worst_case_cost_usd"] < 0.5
-    assert llm.chat_requests == []
+def test_tasks_of_the_current_directory_are_found_by_name(llm: LoopbackServer, cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "_shared.py").write_text("WORD = 'ERROR'\n")
+    (tmp_path / "tasks" / "mine.py").write_text(
+        "from rlm.context_access import context_search\nfrom ._shared import WORD\n\n"
+        "def count_word(context, word: str = WORD, limit: int = 50):\n"
+        "    '''Count a word.'''\n"
+        "    return len(context_search(context, word, max_hits=limit))\n")
+    assert cli(LOG, "--task", "count_word", cwd=tmp_path).result["result"] == 3
+    assert cli(LOG, "--task", "count_word", "--param", "word=INFO", "--param", "limit=2",
+               cwd=tmp_path).result["result"] == 2
+    listing = cli("--list-tasks", cwd=tmp_path).stdout
+    assert "count_word(word: str = 'ERROR', limit: int = 50)  [tasks/mine.py]\n    Count a word." in listing
+    assert "find_errors_in_log()" in listing
 
 
-def test_no_key_and_no_base_url_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    proc = cli(LOG)
-    assert proc.returncode == 2
-    assert "OPENAI_API_KEY" in proc.stderr and "OPENAI_BASE_URL" in proc.stderr and "--dry-run" in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1
+def test_params_are_json_when_they_parse_and_must_fit_the_signature(llm: LoopbackServer, cli: Cli,
+                                                                     tmp_path: Path) -> None:
+    task = tmp_path / "echo.py"
+    task.write_text("def echo(context, question: str, n: int = 1, tags=None):\n    return [question, n, tags]\n")
+    ran = cli(LOG, "--task", f"{task}:echo", "--param", "question=Who signed?", "--param", "n=3",
+              "--param", 'tags=["a", 1]')
+    assert ran.result["result"] == ["Who signed?", 3, ["a", 1]]
+    assert cli(LOG, "--task", f"{task}:echo", "--param", "question=42").result["result"][0] == 42
+    missing = cli(LOG, "--task", f"{task}:echo")
+    assert missing.code == 2 and "takes the context and then (question: str, n: int = 1, tags=None)" in missing.stderr
+    unknown = cli(LOG, "--task", f"{task}:echo", "--param", "question=x", "--param", "colour=red")
+    assert unknown.code == 2 and "colour" in unknown.stderr
+    bad = cli(LOG, "--task", f"{task}:echo", "--param", "no-equals-sign")
+    assert bad.code == 2 and "--param takes NAME=VALUE" in bad.stderr
 
 
-def test_stdin(llm: LoopbackServer) -> None:
-    result = output(cli("-", "--task", "find_errors_in_log", "--dry-run", stdin="ok\nERROR one\nok\n"))
-    assert [f["line"] for f in result["result"]["findings"]] == [2]
+def test_dry_run_needs_no_key_and_reports_worst_case(llm: LoopbackServer, cli: Cli,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    monkeypatch.delenv("OPENAI_API_KEY")
+    ran = cli(LOG, "--task", "find_errors_in_log", "--dry-run")
+    assert ran.code == 0, ran.stderr
+    dry = ran.result["budget_summary"]["dry_run"]
+    assert dry["subcalls"] == 8 and 0 < dry["worst_case_cost_usd"] < 0.5 and dry["fits_budget"]
+    assert llm.requests == [] and ran.stderr == ""
 
 
-def test_list_tasks() -> None:
-    proc = cli("--list-tasks")
-    assert proc.returncode == 0
-    assert "analyze_document" in proc.stdout and "find_errors_in_log" in proc.stdout and "Error and exception" in proc.stdout
+def test_a_dry_run_that_does_not_fit_warns_on_stderr(llm: LoopbackServer, cli: Cli) -> None:
+    ran = cli(LOG, "--task", "find_errors_in_log", "--dry-run", "--cost", "0.001")
+    assert ran.code == 0 and ran.result["budget_summary"]["dry_run"]["fits_budget"] is False
+    assert "warning: the dry run's worst case" in ran.stderr and "more than the $0.001 budget" in ran.stderr
 
 
-def test_compact_prints_one_line(llm: LoopbackServer) -> None:
-    proc = cli(LOG, "--dry-run", "--compact")
-    assert len(proc.stdout.strip().splitlines()) == 1
+def test_no_key_and_no_base_url_is_a_usage_error(cli: Cli) -> None:
+    ran = cli(LOG)
+    assert ran.code == 2
+    assert "OPENAI_API_KEY" in ran.stderr and "OPENAI_BASE_URL" in ran.stderr and "--dry-run" in ran.stderr
+    assert len(ran.stderr.strip().splitlines()) == 1
+
+
+def test_the_env_example_placeholder_key_is_refused_before_any_request(cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text((ROOT / ".env.example").read_text())
+    ran = cli(LOG, cwd=tmp_path)
+    assert ran.code == 2 and "placeholder from .env.example" in ran.stderr
+
+
+def test_stdin(llm: LoopbackServer, cli: Cli) -> None:
+    ran = cli("-", "--task", "find_errors_in_log", "--dry-run", stdin="ok\nERROR one\nok\n")
+    assert [f["line"] for f in ran.result["result"]["findings"]] == [2]
+
+
+def test_list_tasks_shows_parameters_and_summaries(cli: Cli) -> None:
+    out = cli("--list-tasks").stdout
+    assert "find_errors_in_log()\n    Error and exception" in out
+    assert "analyze_document()" in out
+
+
+def test_compact_prints_one_line(llm: LoopbackServer, cli: Cli) -> None:
+    assert len(cli(LOG, "--dry-run", "--compact").stdout.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize(
@@ -136,7 +221,8 @@ def test_compact_prints_one_line(llm: LoopbackServer) -> None:
         ([LOG, "--cost", "lots"], "--cost must be a number above 0 (got 'lots')"),
         ([LOG, "--timeout", "0"], "--timeout must be a number above 0"),
         ([LOG, "--tokens", "1.5"], "--tokens must be a whole number above 0"),
-        ([LOG, "--task", "nope"], "Unknown task 'nope'. Known tasks: analyze_document, find_errors_in_log"),
+        ([LOG, "--task", "nope"], "Unknown task 'nope'. Known tasks: analyze_document,"),
+        ([LOG, "--task", "x.py"], "Name the function too: --task x.py:FUNCTION"),
         ([LOG, "--model", "my-local-model"], "No price known for model 'my-local-model'"),
         ([LOG, "--bogus"], "unrecognized arguments"),
         ([LOG, "--trace", "/nonexistent-dir/t.jsonl"], "Cannot write the trace to /nonexistent-dir/t.jsonl"),
@@ -144,63 +230,86 @@ def test_compact_prints_one_line(llm: LoopbackServer) -> None:
         ([], "FILE argument is required"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(llm: LoopbackServer, args: list[str], message: str) -> None:
-    proc = cli(*args, "--dry-run") if args and args[0] != LOG or not args else cli(*args)
-    assert proc.returncode == 2, proc.stderr
-    assert message in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1 and proc.stdout == ""
+def test_bad_input_is_one_line_and_exit_2(llm: LoopbackServer, cli: Cli, args: list[str], message: str) -> None:
+    ran = cli(*args, "--dry-run") if args and args[0] != LOG or not args else cli(*args)
+    assert ran.code == 2, ran.stderr
+    assert message in ran.stderr
+    assert len(ran.stderr.strip().splitlines()) == 1 and ran.stdout == ""
 
 
-def test_bad_env_value_is_exit_2(llm: LoopbackServer) -> None:
-    proc = cli(LOG, RLM_MAX_COST="cheap")
-    assert proc.returncode == 2 and "RLM_MAX_COST (from the environment) must be a number above 0" in proc.stderr
+def test_special_files_are_refused_without_blocking(cli: Cli, tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    ran = cli(str(fifo), "--dry-run")  # opening a FIFO with no writer would block forever
+    assert ran.code == 2 and "is a FIFO, not a regular file" in ran.stderr
+    assert cli("/dev/null", "--dry-run").code == 2
 
 
-def test_binary_file_is_refused_unless_allowed(llm: LoopbackServer, tmp_path: Path) -> None:
+def test_bad_env_value_is_exit_2(llm: LoopbackServer, cli: Cli) -> None:
+    ran = cli(LOG, RLM_MAX_COST="cheap")
+    assert ran.code == 2 and "RLM_MAX_COST (from the environment) must be a number above 0" in ran.stderr
+
+
+def test_binary_file_is_refused_unless_allowed(llm: LoopbackServer, cli: Cli, tmp_path: Path) -> None:
     blob = tmp_path / "blob.bin"
     blob.write_bytes(b"\x7fELF\x00\x01\x02 ERROR inside\n")
-    proc = cli(str(blob), "--dry-run")
-    assert proc.returncode == 2 and "looks binary" in proc.stderr and "--allow-binary" in proc.stderr
-    assert cli(str(blob), "--dry-run", "--allow-binary", "--task", "find_errors_in_log").returncode == 0
+    ran = cli(str(blob), "--dry-run")
+    assert ran.code == 2 and "looks binary" in ran.stderr and "--allow-binary" in ran.stderr
+    assert cli(str(blob), "--dry-run", "--allow-binary", "--task", "find_errors_in_log").code == 0
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can read any file")
-def test_unreadable_file(tmp_path: Path) -> None:
+def test_unreadable_file(cli: Cli, tmp_path: Path) -> None:
     f = tmp_path / "secret.log"
     f.write_text("x")
     f.chmod(0)
-    proc = cli(str(f), "--dry-run")
-    assert proc.returncode == 2 and "Cannot read" in proc.stderr
+    ran = cli(str(f), "--dry-run")
+    assert ran.code == 2 and "Cannot read" in ran.stderr
 
 
-def test_empty_file_is_fine(tmp_path: Path) -> None:
+def test_empty_file_is_fine(cli: Cli, tmp_path: Path) -> None:
     empty = tmp_path / "empty.log"
     empty.write_text("")
-    result = output(cli(str(empty), "--task", "find_errors_in_log", "--dry-run"))
+    result = cli(str(empty), "--task", "find_errors_in_log", "--dry-run").result
     assert result["status"] == "completed" and result["result"]["count"] == 0
 
 
-def test_flags_beat_env_which_beats_dotenv(llm: LoopbackServer, tmp_path: Path) -> None:
+def test_flags_beat_env_which_beats_dotenv(llm: LoopbackServer, cli: Cli, tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("RLM_MAX_COST=0.11\nRLM_MAX_RUNTIME=9\n")
-    proc = cli(LOG, "--dry-run", cwd=tmp_path, RLM_MAX_RUNTIME="8")
-    s = output(proc)["budget_summary"]
+    s = cli(LOG, "--dry-run", cwd=tmp_path, RLM_MAX_RUNTIME="8").result["budget_summary"]
     assert (s["cost_budget_usd"], s["runtime_limit_seconds"]) == (0.11, 8.0)
-    s = output(cli(LOG, "--dry-run", "--cost", "0.2", cwd=tmp_path))["budget_summary"]
+    s = cli(LOG, "--dry-run", "--cost", "0.2", cwd=tmp_path).result["budget_summary"]
     assert s["cost_budget_usd"] == 0.2
 
 
-def test_dotenv_supplies_the_api(llm: LoopbackServer, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+def test_dotenv_supplies_the_api(llm: LoopbackServer, cli: Cli, tmp_path: Path,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    monkeypatch.delenv("OPENAI_API_KEY")
     (tmp_path / ".env").write_text(f"OPENAI_BASE_URL={llm.base_url}\nOPENAI_API_KEY={TEST_KEY}\n")
-    proc = subprocess.run([sys.executable, RUN, LOG, "--task", "find_errors_in_log"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr
+    ran = cli(LOG, "--task", "find_errors_in_log", cwd=tmp_path)
+    assert ran.code == 0, ran.stderr
     assert len(llm.chat_requests) == 8
 
 
-def test_trace_parses_and_never_contains_the_key(llm: LoopbackServer, tmp_path: Path) -> None:
+def test_paths_in_dotenv_expand_home_and_variables(llm: LoopbackServer, cli: Cli, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("RLM_CACHE_DIR")
+    (tmp_path / ".env").write_text("RLM_CACHE_DIR=~/.cache/rlm-test\n")
+    assert cli(LOG, "--task", "find_errors_in_log", cwd=tmp_path).code == 0
+    assert (tmp_path / "home" / ".cache" / "rlm-test" / "responses.sqlite3").exists()
+    assert not (tmp_path / "~").exists()
+    monkeypatch.setenv("SOMEWHERE", str(tmp_path / "elsewhere"))
+    (tmp_path / ".env").write_text("RLM_CACHE_DIR=$SOMEWHERE/cache\n")
+    monkeypatch.delenv("RLM_CACHE_DIR")
+    assert cli(LOG, "--task", "find_errors_in_log", cwd=tmp_path).code == 0
+    assert (tmp_path / "elsewhere" / "cache" / "responses.sqlite3").exists()
+
+
+def test_trace_parses_and_never_contains_the_key(llm: LoopbackServer, cli: Cli, tmp_path: Path) -> None:
     trace = tmp_path / "run.jsonl"
-    assert cli(LOG, "--task", "find_errors_in_log", "--trace", str(trace)).returncode == 0
+    assert cli(LOG, "--task", "find_errors_in_log", "--trace", str(trace)).code == 0
     text = trace.read_text()
     assert TEST_KEY not in text
     events = [json.loads(line) for line in text.splitlines()]
@@ -208,7 +317,16 @@ def test_trace_parses_and_never_contains_the_key(llm: LoopbackServer, tmp_path: 
     assert sum(e["event"] == "subcall" for e in events) == 8
 
 
-def test_killed_run_leaves_a_valid_trace(llm: LoopbackServer, tmp_path: Path) -> None:
+def test_a_closed_pipe_ends_the_run_quietly(llm: LoopbackServer) -> None:
+    read, write = os.pipe()
+    os.close(read)
+    proc = subprocess.run([sys.executable, RUN, LOG, "--task", "find_errors_in_log", "--dry-run"], cwd=ROOT,
+                          env=dict(os.environ), stdout=write, stderr=subprocess.PIPE, text=True, timeout=60)
+    os.close(write)
+    assert proc.stderr == "" and proc.returncode == 1
+
+
+def test_killed_run_leaves_a_valid_trace_and_no_orphan(llm: LoopbackServer, tmp_path: Path) -> None:
     llm.latency = 0.3
     trace = tmp_path / "killed.jsonl"
     proc = subprocess.Popen([sys.executable, RUN, LOG, "--task", "find_errors_in_log", "--trace", str(trace),
@@ -216,13 +334,15 @@ def test_killed_run_leaves_a_valid_trace(llm: LoopbackServer, tmp_path: Path) ->
                             stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        if trace.exists() and sum(1 for _ in trace.open()) >= 5 and '"subcall"' in trace.read_text():
+        if trace.exists() and '"subcall"' in trace.read_text():
             break
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
-    lines = trace.read_text().splitlines()
-    events = [json.loads(line) for line in lines]  # every line is complete JSON
+    requests = len(llm.chat_requests)
+    time.sleep(0.8)  # a child left running would go on asking the server
+    assert len(llm.chat_requests) <= requests + 1
+    events = [json.loads(line) for line in trace.read_text().splitlines()]  # every line is complete JSON
     assert events[0]["event"] == "run_start" and "run_end" not in [e["event"] for e in events]
 
 
@@ -243,3 +363,5 @@ def test_progress_line_on_a_terminal(llm: LoopbackServer) -> None:
     os.close(master)
     assert proc.returncode == 0
     assert b"[rlm] calls 8" in seen and b"/ $0.50" in seen
+    counts = [int(part.split()[0]) for part in seen.decode().split("[rlm] calls ")[1:]]
+    assert counts == sorted(counts)  # the count only goes up

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -317,3 +318,79 @@ def test_property_line_numbers_match_a_plain_count_in_any_lookup_order(
     order = data.draw(st.lists(st.integers(0, max(len(hits) - 1, 0)), max_size=30)) if hits else []
     for i in order:
         assert hits[i].line == text.count("\n", 0, hits[i].start) + 1
+
+
+# -- citing spans: Chunk.offset_of / span_of ---------------------------------------------------
+
+PIECES = st.sampled_from(["a", "Z", " ", "\n", "é", "naïve", "—", "résumé", "漢字", "🙂", "\x00"])
+BAD_BYTES = st.sampled_from([b"\xff", b"\xc3", b"\xe2\x82", b"\xf0\x9f\x99", b"\x80\x80"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(parts=st.lists(st.one_of(PIECES.map(lambda p: p.encode()), BAD_BYTES), min_size=1, max_size=40),
+       size=st.integers(1, 24), data=st.data())
+def test_offset_of_maps_every_position_of_a_file_chunk_to_its_byte(tmp_path_factory: pytest.TempPathFactory,
+                                                                   parts: list[bytes], size: int,
+                                                                   data: st.DataObject) -> None:
+    raw = b"".join(parts)
+    path = tmp_path_factory.mktemp("spans") / "mixed.txt"
+    path.write_bytes(raw)
+    with open_context(path) as ctx:
+        for chunk in context_chunks(ctx, size):
+            assert chunk.offset_of(0) == chunk.start and chunk.offset_of(len(chunk)) == chunk.end
+            i = data.draw(st.integers(0, len(chunk)))
+            offset = chunk.offset_of(i)
+            # The bytes up to that offset decode to exactly the chunk's first i characters.
+            assert raw[chunk.start:offset].decode("utf-8", errors="replace") == chunk[:i]
+            assert chunk.offset_of(i - len(chunk)) == offset if i < len(chunk) else True
+
+
+@settings(max_examples=100, deadline=None)
+@given(words=st.lists(PIECES, min_size=1, max_size=30), data=st.data())
+def test_span_of_cites_text_that_slices_back_exactly(tmp_path_factory: pytest.TempPathFactory, words: list[str],
+                                                     data: st.DataObject) -> None:
+    text = "".join(words)
+    path = tmp_path_factory.mktemp("cite") / "doc.txt"
+    path.write_text(text, encoding="utf-8")
+    for source in (text, path):
+        with open_context(source) as ctx:
+            window = context_slice(ctx, 0, len(ctx))
+            i = data.draw(st.integers(0, len(window)))
+            j = data.draw(st.integers(i, len(window)))
+            quote = window[i:j]
+            span = window.span_of(quote)
+            assert span is not None
+            assert str(context_slice(ctx, *span)) == quote
+    assert window.span_of("\x01never there\x02") is None
+
+
+def test_span_of_is_exact_after_multibyte_text() -> None:
+    text = "café naïve — résumé: the quote is here. "
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "doc.txt"
+        path.write_text(text, encoding="utf-8")
+        with open_context(path) as ctx:
+            chunk = context_head(ctx, 100)
+            naive = chunk.start + chunk.find("the quote")  # what users wrote before: wrong by the accents
+            span = chunk.span_of("the quote")
+            assert span == (text.encode().index(b"the quote"), text.encode().index(b"the quote") + 9)
+            assert naive != span[0]
+            assert str(context_slice(ctx, *span)) == "the quote"
+    with pytest.raises(IndexError):
+        chunk.offset_of(len(chunk) + 1)
+
+
+def test_the_default_chunk_and_the_prompt_fit_the_default_token_limit_offline(tmp_path: Path) -> None:
+    """Counted as UTF-8 bytes (tiktoken's files cannot load offline), a default chunk still fits."""
+    from rlm.guards import GuardConfig
+    from rlm.subcalls import _messages
+    from rlm.tokens import count_request_tokens
+
+    path = tmp_path / "big.log"
+    path.write_bytes(b"x" * 10_000)
+    with open_context(path) as ctx:
+        chunk = next(context_chunks(ctx))
+    instruction = "Summarize this section of the log in three sentences, naming every error it mentions. " * 8
+    counted = count_request_tokens(None, _messages(instruction, chunk, "\nRespond with a single JSON value only."),
+                                   json_mode=True).tokens
+    assert counted <= GuardConfig().max_tokens_per_subcall

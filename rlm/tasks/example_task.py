@@ -63,7 +63,9 @@ def _claim_key(claim: str) -> str:
 def analyze_document(context: Context) -> dict[str, Any]:
     """Title, key claims with confidence, and the conclusion of a document."""
     # ===== PHASE 1: Programmatic narrowing (no LLM) =====
-    analysis = publish("analysis", {"title": _title(context), "key_points": [], "conclusion": None})
+    key_points: list[dict[str, Any]] = []
+    analysis: dict[str, Any] = publish("analysis", {"title": _title(context), "key_points": key_points,
+                                                    "conclusion": None})
     hits = context_search(context, SIGNALS, max_hits=MAX_SIGNAL_HITS)
     windows = _merge_windows([(m.start - WINDOW_RADIUS, m.end + WINDOW_RADIUS) for m in hits])
     chunks = [context_slice(context, a, b) for a, b in windows[:MAX_KEY_POINT_WINDOWS]]
@@ -82,11 +84,11 @@ def analyze_document(context: Context) -> dict[str, Any]:
         claims = answer.get("claims") if isinstance(answer, dict) else answer
         for point in claims if isinstance(claims, list) else []:
             claim = str(point.get("claim", "")).strip() if isinstance(point, dict) else ""
-            if not claim or _claim_key(claim) in seen or len(analysis["key_points"]) >= MAX_KEY_POINTS:
+            if not claim or _claim_key(claim) in seen or len(key_points) >= MAX_KEY_POINTS:
                 continue
             seen.add(_claim_key(claim))  # overlapping windows must not repeat a claim
             confidence = str(point.get("confidence", "")).lower()
-            analysis["key_points"].append({
+            key_points.append({
                 "claim": claim,
                 "confidence": confidence if confidence in CONFIDENCE else "low",
                 "span": [chunk.start, chunk.end],

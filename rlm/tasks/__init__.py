@@ -1,0 +1,175 @@
+"""Tasks: the built-in ones (this package), and how a task is found by name or by path.
+
+A task is a public function (no leading ``_``) whose first parameter is the
+context; any further parameters are the task's own, given on the command
+line as ``--param NAME=VALUE`` or to ``run_task(..., params=...)``.
+
+Tasks are found, in this order:
+
+1. ``path/to/file.py:function``: that file (its folder is importable, as it
+   is for ``python file.py``, so it can import a module beside it);
+2. a name defined in ``./tasks/*.py`` of the current directory (imported as
+   the package ``tasks``, so ``from . import helpers`` works there);
+3. a built-in task of this package: ``analyze_document``,
+   ``find_errors_in_log``, ``find_answer``, ``count_by_label``, ``find_pairs``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import pkgutil
+import sys
+import types
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rlm.errors import TaskError
+
+__all__ = ["TaskInfo", "Discovery", "discover_tasks", "load_task", "describe_parameters", "BUILTIN"]
+
+BUILTIN = "built-in"
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """A task found by name: its function, where it came from, and how it is called."""
+
+    name: str
+    function: Callable[..., Any]
+    source: str  # "built-in", or the file it is defined in
+
+    @property
+    def summary(self) -> str:
+        doc = (self.function.__doc__ or "").strip().splitlines()
+        return doc[0] if doc else ""
+
+    @property
+    def parameters(self) -> str:
+        return describe_parameters(self.function)
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """Every task found, and the modules that failed to import (with why)."""
+
+    tasks: dict[str, TaskInfo]
+    broken: dict[str, str]
+
+
+def describe_parameters(fn: Callable[..., Any]) -> str:
+    """The task's own parameters (after the context) as a call signature: ``(question: str, max_windows=8)``."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())[1:]
+    except (TypeError, ValueError):
+        return "(...)"
+    return "(" + ", ".join(str(p) for p in params) + ")"
+
+
+def _is_task(obj: Any, module_name: str) -> bool:
+    if not inspect.isfunction(obj) or obj.__module__ != module_name or obj.__name__.startswith("_"):
+        return False
+    params = list(inspect.signature(obj).parameters.values())
+    return bool(params) and params[0].kind in (params[0].POSITIONAL_ONLY, params[0].POSITIONAL_OR_KEYWORD)
+
+
+def _tasks_of(module: types.ModuleType, source: str) -> dict[str, TaskInfo]:
+    return {name: TaskInfo(name, obj, source) for name, obj in vars(module).items() if _is_task(obj, module.__name__)}
+
+
+def _local_package(folder: Path) -> types.ModuleType | None:
+    """``./tasks`` as the package ``tasks`` (with or without an ``__init__.py``)."""
+    existing = sys.modules.get("tasks")
+    if existing is not None and [str(p) for p in getattr(existing, "__path__", [])] == [str(folder)]:
+        return existing
+    init = folder / "__init__.py"
+    if init.is_file():
+        spec = importlib.util.spec_from_file_location("tasks", init, submodule_search_locations=[str(folder)])
+        if spec is None or spec.loader is None:
+            return None
+        package = importlib.util.module_from_spec(spec)
+        sys.modules["tasks"] = package
+        try:
+            spec.loader.exec_module(package)
+        except BaseException:
+            del sys.modules["tasks"]
+            raise
+        return package
+    package = types.ModuleType("tasks", "Tasks of the current directory.")
+    package.__path__ = [str(folder)]
+    sys.modules["tasks"] = package
+    return package
+
+
+def discover_tasks(cwd: Path | None = None) -> Discovery:
+    """Every task in ``./tasks`` of ``cwd`` (default: the current directory), then the built-ins."""
+    found: dict[str, TaskInfo] = {}
+    broken: dict[str, str] = {}
+    folder = (cwd or Path.cwd()) / "tasks"
+    if folder.is_dir():
+        try:
+            package = _local_package(folder.resolve())
+        except Exception as exc:  # a broken tasks/__init__.py must not hide the built-ins
+            broken[str(folder / "__init__.py")] = f"{type(exc).__name__}: {exc}"
+            package = None
+        if package is not None:
+            for file in sorted(folder.glob("*.py")):
+                if file.name.startswith("_"):
+                    continue
+                try:
+                    module = importlib.import_module(f"tasks.{file.stem}")
+                except Exception as exc:  # one broken task module must not hide the others
+                    broken[str(file)] = f"{type(exc).__name__}: {exc}"
+                    continue
+                for name, info in _tasks_of(module, str(file)).items():
+                    found.setdefault(name, info)
+    for entry in pkgutil.iter_modules(__path__):
+        if entry.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{entry.name}")
+        for name, task in _tasks_of(module, BUILTIN).items():
+            found.setdefault(name, task)  # a task of the current directory wins over a built-in one
+    return Discovery(found, broken)
+
+
+def _load_file(path: Path, function: str) -> TaskInfo:
+    if not path.is_file():
+        raise TaskError(f"Task file not found: {path}. Check the path in --task FILE.py:FUNCTION.")
+    folder = str(path.resolve().parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)  # as for `python file.py`: a module beside the task can be imported
+    name = f"rlm_task_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise TaskError(f"Cannot import {path} as Python.")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[name]
+        raise TaskError(f"{path} failed to import: {type(exc).__name__}: {exc}") from exc
+    fn = getattr(module, function, None)
+    if not callable(fn):
+        defined = sorted(n for n, v in vars(module).items() if _is_task(v, name))
+        raise TaskError(f"{path} has no function {function!r} (it defines: {', '.join(defined) or 'no tasks'}).")
+    return TaskInfo(function, fn, str(path))
+
+
+def load_task(spec: str, cwd: Path | None = None) -> TaskInfo:
+    """A task by ``path/to/file.py:function``, or by name (``./tasks`` first, then the built-ins)."""
+    if ":" in spec and spec.rsplit(":", 1)[0].endswith(".py"):
+        file_part, function = spec.rsplit(":", 1)
+        return _load_file(Path(file_part), function)
+    if spec.endswith(".py"):
+        raise TaskError(f"Name the function too: --task {spec}:FUNCTION.")
+    discovery = discover_tasks(cwd)
+    if spec in discovery.tasks:
+        return discovery.tasks[spec]
+    known = ", ".join(sorted(discovery.tasks)) or "(none)"
+    failed = "; ".join(f"{module}: {error}" for module, error in discovery.broken.items())
+    extra = f" Some task modules failed to import: {failed}." if discovery.broken else ""
+    raise TaskError(f"Unknown task {spec!r}. Known tasks: {known}. Or pass path/to/file.py:function.{extra}")
