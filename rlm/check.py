@@ -33,20 +33,23 @@ What it reports (``Finding.rule``, with a short ``Finding.code``):
   on the scan, or a ``break`` / ``return`` under a test on a counter, a
   ``len()`` or the clock. A break on a model answer is not a bound. Loops that
   stream matches and aggregate in Python without subcalls are fine.
-* ``rule4``: the task's answer built by the model: ``return <subcall>(...)``;
+* ``rule4``: the task's answer built by the model: ``return <subcall>(...)``
+  (also through a helper that returns one, or with ``.strip()`` and the like);
   ``return x`` where ``x`` is a subcall over aggregated results (a join, a
-  list dumped to text, a string accumulated in a loop, a "summarize
-  all/overall/final answer" prompt); a returned dict or list holding such an
-  answer, or holding nothing but subcall answers. A dict built in Python
-  (``{"findings": findings, "count": n}``) is fine even if its items came from
-  subcalls, and so is a list of per-chunk answers (``parallel_map`` or a
-  comprehension).
+  list formatted or dumped into text, a string accumulated in a loop, or a
+  "summarize these / overall / final answer" prompt); a returned dict or list
+  holding such an answer. A dict built in Python (``{"findings": findings,
+  "count": n}``) is fine even if its items came from subcalls, and so is one
+  subcall's interpretation of one bounded chunk under a key
+  (``{"tone": semantic_subcall(...)}``: Python chose the shape) and a list of
+  per-chunk answers (``parallel_map`` or a comprehension).
 * ``hazard`` (advice, not a rule): ``re`` / ``regex`` on the whole context
   (not guarded by the run's deadline; a bounded chunk is fine); more than
   :data:`HANDFUL` sequential subcalls in a loop where ``parallel_map`` would
   do; materialising every match of an unbounded scan (``list(...)``,
   ``sorted(...)``, a list comprehension, ``max_hits=None``); appending to a
-  list for every match of an unbounded scan with no cap.
+  list for every match of an unbounded scan, with no ``if`` (a filter, a
+  dedupe, a cap) around the append.
 
 Limits, on purpose: module-level code is not a task and is not checked;
 calls into other modules are not followed; a context passed through a global,
@@ -282,6 +285,7 @@ class _FnRef:
     bound: tuple[Taint, ...] = ()
     owner: _Frame | None = None  # the frame it was defined in (its closure), None at module level
     cls: str | None = None  # the class of a method
+    defaults: tuple[tuple[str, Taint], ...] = ()  # parameters whose default value carries a taint
 
 
 @dataclass(frozen=True)
@@ -500,6 +504,14 @@ class _Checker:
                 return self.module_refs[key]
         return None
 
+    def _defaults(self, node: _FunctionNode, fr: _Frame) -> tuple[tuple[str, Taint], ...]:
+        """Default values are evaluated where the function is defined."""
+        args = node.args
+        positional = _positional_params(args)
+        pairs = [*zip(positional[len(positional) - len(args.defaults):], args.defaults),
+                 *((a.arg, d) for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None)]
+        return tuple((name, t) for name, value in pairs if (t := self._eval(value, fr)))
+
     def _loaded_names(self, node: ast.AST) -> frozenset[str]:
         if id(node) not in self.loads:
             self.loads[id(node)] = frozenset(n.id for n in ast.walk(node) if isinstance(n, ast.Name))
@@ -551,6 +563,8 @@ class _Checker:
         for name, t in kwargs.items():
             if name in keyword_names:
                 env[name] = t
+        for name, t in ref.defaults:
+            env.setdefault(name, t)  # lambda m, doc=context: ...
         for name in (*params, *(a.arg for a in node.args.kwonlyargs)):
             env.setdefault(name, EMPTY)  # a parameter shadows the closure
         frame = _Frame(env, closure=ref.owner, cls=ref.cls, self_name=self_name)
@@ -573,7 +587,7 @@ class _Checker:
     def _callee_refs(self, func: ast.expr, fr: _Frame) -> tuple[list[int], str | None]:
         """The function references ``func`` may call, and a class name when it instantiates one."""
         if isinstance(func, ast.Lambda):
-            return [self._new_ref(_FnRef(func, owner=fr), fr)], None
+            return [self._new_ref(_FnRef(func, owner=fr, defaults=self._defaults(func, fr)), fr)], None
         if isinstance(func, ast.Name):
             local = fr.lookup(func.id)
             if local is not None:
@@ -649,7 +663,8 @@ class _Checker:
         if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)):
             for deco in s.decorator_list:
                 self._eval(deco, fr)
-            fr.env[s.name] = frozenset({_Fn(self._new_ref(_FnRef(s, owner=fr), fr))})
+            ref = _FnRef(s, owner=fr, defaults=self._defaults(s, fr))
+            fr.env[s.name] = frozenset({_Fn(self._new_ref(ref, fr))})
         elif isinstance(s, ast.ClassDef):
             fr.env[s.name] = EMPTY
         elif isinstance(s, ast.Return):
@@ -789,9 +804,10 @@ class _Checker:
             self.report(s, "R3-loop", f"this loop over {_src(s.iter)} makes subcalls for every item of an unbounded "
                                       "scan of the context")
         elif unbounded:
-            counters = self._counters(s)
             for call, guards in loop.appends:
-                if not any(self._is_bound_test(g, counters, fr, membership=True) for g in guards):
+                # Under an if, the task decides what it keeps (a filter, a dedupe, a cap): only keeping
+                # every item is a hazard.
+                if not guards:
                     self.report(call, "H-accumulate", f"{_src(call.func)}(...) keeps an item for every match of an "
                                                       f"unbounded scan ({_src(s.iter)})")
         elif loop.sequential and (_count(it) or 0) > HANDFUL and not self._bounded_exit(s, fr):
@@ -854,13 +870,11 @@ class _Checker:
             c.func.attr in ("append", "extend", "appendleft", "insert") for c in calls
             if isinstance(c.func, ast.Attribute))
 
-    def _is_bound_test(self, test: ast.expr, counters: set[str], fr: _Frame, *, membership: bool = False) -> bool:
+    def _is_bound_test(self, test: ast.expr, counters: set[str], fr: _Frame) -> bool:
         for node in ast.walk(test):
             if not isinstance(node, ast.Compare):
                 continue
             operands = [node.left, *node.comparators]
-            if membership and any(isinstance(op, ast.NotIn) for op in node.ops):
-                return True  # a dedupe guard: one item per distinct key
             if any(self._mentions_context_size(o, fr) for o in operands):
                 continue
             for sub in (n for o in operands for n in ast.walk(o)):
@@ -975,7 +989,7 @@ class _Checker:
         if isinstance(e, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
             return self._comprehension(e, fr)
         if isinstance(e, ast.Lambda):
-            return frozenset({_Fn(self._new_ref(_FnRef(e, owner=fr), fr))})
+            return frozenset({_Fn(self._new_ref(_FnRef(e, owner=fr, defaults=self._defaults(e, fr)), fr))})
         if isinstance(e, ast.NamedExpr):
             t = self._eval(e.value, fr)
             self._assign(e.target, t, fr, e.value)
@@ -1387,7 +1401,7 @@ class _Checker:
         for index in refs:
             ref = self.refs[index]
             self.analysed_refs.add(index)
-            out.add(_Fn(self._new_ref(_FnRef(ref.node, ref.bound + bound, ref.owner, ref.cls), fr)))
+            out.add(_Fn(self._new_ref(_FnRef(ref.node, ref.bound + bound, ref.owner, ref.cls, ref.defaults), fr)))
         return frozenset(out)
 
     def _re_call(self, function: str, e: ast.Call, fr: _Frame) -> Taint:
