@@ -105,6 +105,10 @@ _FIXES = MappingProxyType({
           "around a context_search hit; format facts like len(ctx), never the context",
     "R2": "reach the context only through rlm.context_access: context_slice / context_head / context_tail, "
           "context_search / context_finditer, context_chunks, context_line",
+    "R2-subscript": "use context_slice(ctx, start, end), context_head(ctx, n) or context_tail(ctx, n)",
+    "R2-in": "use context_search(ctx, re.escape(text), max_hits=1) and test whether it found anything",
+    "R2-iter": "walk it with context_chunks(ctx, size), or find what you need with context_search(ctx, pattern, "
+               "max_hits=N) / context_finditer(ctx, pattern)",
     "R2-open": "do not read the input file yourself: the runtime maps it into the task's context argument; "
                "use the rlm.context_access functions on that",
     "R3": "bound it: context_search(..., max_hits=N), a slice [:N], itertools.islice(it, N), zip(range(N), it) "
@@ -744,9 +748,9 @@ class _Checker:
             if CTX in base:
                 self.report(target, "R2-subscript", f"assigning into the context ({_src(target)}) is not possible")
             root = _root_name(target)
-            if root is not None and fr.lookup(root) is not None:
-                fr.env[root] = fr.lookup(root) or EMPTY
-                fr.env[root] |= _wrap(t)
+            current = fr.lookup(root) if root is not None else None
+            if root is not None and current is not None:
+                fr.env[root] = current | _wrap(t)  # d["doc"] = ctx: the container now holds it
         elif isinstance(target, ast.Starred):
             self._assign(target.value, t, fr, None)
 
@@ -797,9 +801,8 @@ class _Checker:
                                        "(a break on a model answer or an empty page is not a bound)")
 
     def _judge_loop(self, s: ast.For | ast.AsyncFor, loop: _Loop, it: Taint, fr: _Frame) -> None:
-        unbounded = bool(it & _UNBOUNDED)
-        if unbounded and self._bounded_exit(s, fr):
-            unbounded = False
+        bounded_exit = self._bounded_exit(s, fr)
+        unbounded = bool(it & _UNBOUNDED) and not bounded_exit
         if unbounded and loop.subcall:
             self.report(s, "R3-loop", f"this loop over {_src(s.iter)} makes subcalls for every item of an unbounded "
                                       "scan of the context")
@@ -810,7 +813,7 @@ class _Checker:
                 if not guards:
                     self.report(call, "H-accumulate", f"{_src(call.func)}(...) keeps an item for every match of an "
                                                       f"unbounded scan ({_src(s.iter)})")
-        elif loop.sequential and (_count(it) or 0) > HANDFUL and not self._bounded_exit(s, fr):
+        elif loop.sequential and (_count(it) or 0) > HANDFUL and not bounded_exit:
             self.report(s, "H-sequential", f"this loop makes up to {_count(it)} subcalls one after another")
 
     def _counters(self, loop: ast.For | ast.AsyncFor | ast.While) -> set[str]:
@@ -861,14 +864,13 @@ class _Checker:
             return False
         if self._is_bound_test(s.test, self._counters(s), fr):
             return True
-        name = s.test.id if isinstance(s.test, ast.Name) else None
-        if name is None:
+        if not isinstance(s.test, ast.Name):
             return False
-        calls = [n for n in _walk_local(s.body) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
-                 and isinstance(n.func.value, ast.Name) and n.func.value.id == name]
-        return any(c.func.attr in ("pop", "popleft") for c in calls if isinstance(c.func, ast.Attribute)) and not any(
-            c.func.attr in ("append", "extend", "appendleft", "insert") for c in calls
-            if isinstance(c.func, ast.Attribute))
+        # while queue: ... queue.pop(): a work list that only shrinks
+        methods = {n.func.attr for n in _walk_local(s.body) if isinstance(n, ast.Call)
+                   and isinstance(n.func, ast.Attribute) and isinstance(n.func.value, ast.Name)
+                   and n.func.value.id == s.test.id}
+        return bool(methods & {"pop", "popleft"}) and not methods & {"append", "extend", "appendleft", "insert"}
 
     def _is_bound_test(self, test: ast.expr, counters: set[str], fr: _Frame) -> bool:
         for node in ast.walk(test):
@@ -956,8 +958,7 @@ class _Checker:
         if isinstance(e, ast.BinOp):
             return self._binop(e, fr)
         if isinstance(e, ast.Compare):
-            left = self._eval(e.left, fr)
-            del left
+            self._eval(e.left, fr)
             for op, right in zip(e.ops, e.comparators):
                 rt = self._eval(right, fr)
                 if isinstance(op, (ast.In, ast.NotIn)) and CTX in rt:
@@ -1418,8 +1419,8 @@ class _Checker:
     def _regex_on(self, function: str, e: ast.Call, node: ast.expr | None, t: Taint) -> Taint:
         if not t & _WHOLE_TEXT or node is None:
             return EMPTY
-        self.report(e, "H-re", f"{_src(e.func)}() runs on the whole context ({_src(node)}), outside the run's "
-                               "deadline and over a copy of the whole text")
+        self.report(e, "H-re", f"{_src(e.func)}() scans the whole context ({_src(node)}) where the run's deadline "
+                               "cannot stop it")
         if function == "finditer":
             return frozenset({STREAM})
         if function in ("findall", "split"):
