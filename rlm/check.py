@@ -51,16 +51,23 @@ What it reports (``Finding.rule``, with a short ``Finding.code``):
   list for every match of an unbounded scan, with no ``if`` (a filter, a
   dedupe, a cap) around the append.
 
+Passing the context to a function of another module or a builtin
+(``textwrap.shorten(ctx)``, ``logging.info("%s", ctx)``) is ``rule2`` too:
+such code can only read it as a string (``len``, ``isinstance``,
+``getattr``, ``typing.cast`` and the like are harmless).
+
 Limits, on purpose: module-level code is not a task and is not checked;
-calls into other modules are not followed; a context passed through a global,
-a generator of the task's own or a class more complex than attributes set
-from constructor arguments is lost (no finding rather than a guess).
+calls into other modules are not followed, and methods of their objects
+(``logger.info(ctx)``) are not judged; a context passed through a global or
+a class more complex than attributes set from constructor arguments is lost
+(no finding rather than a guess).
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import builtins
 import json
 import re
 import sys
@@ -202,6 +209,9 @@ _SUMMARIZE_ALL = re.compile(
 _BUILTINS = frozenset({"str", "repr", "ascii", "format", "print", "len", "list", "tuple", "set", "frozenset",
                        "sorted", "reversed", "enumerate", "iter", "zip", "map", "filter", "any", "all", "sum",
                        "min", "max", "next", "dict", "range", "open"})
+# Calls that may receive the context without reading it.
+_HARMLESS = frozenset({"len", "isinstance", "issubclass", "id", "type", "bool", "hash", "getattr", "hasattr",
+                       "setattr", "callable", "vars", "dir", "typing.cast", "contextlib.closing"})
 _FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda
 _LOOP_NODES = (ast.For, ast.AsyncFor, ast.While)
 _MAX_DEPTH = 40  # helpers calling helpers: deeper than this is not followed
@@ -1147,6 +1157,7 @@ class _Checker:
             handled = self._library_call(qualname, e, fr)
             if handled is not None:
                 return handled
+            return self._outside_call(qualname, e, fr)
         if isinstance(func, ast.Attribute) and qualname is None:
             receiver = self._eval(func.value, fr)
             methods = self._methods(receiver, func.attr)
@@ -1160,6 +1171,20 @@ class _Checker:
         if refs:
             return self._user_call(refs, e, fr)
         self._arguments(e, fr)
+        return EMPTY
+
+    def _outside_call(self, qualname: str, e: ast.Call, fr: _Frame) -> Taint:
+        """A function from another module (or a builtin): it can only read the context as a string."""
+        self._arguments(e, fr)
+        root = qualname.split(".")[0]
+        known = (root in self.imports.values() or qualname in self.imports.values() or hasattr(builtins, qualname))
+        if not known or qualname in _HARMLESS or root == "rlm":
+            return EMPTY
+        for node in (*e.args, *(kw.value for kw in e.keywords)):
+            if CTX in self.last.get(id(node), EMPTY):
+                self.report(node, "R2-external", f"the context is passed to {qualname}(), which is not a context "
+                                                 "function and can only read it as a string")
+                break
         return EMPTY
 
     def _arguments(self, e: ast.Call, fr: _Frame) -> tuple[tuple[Taint, ...], dict[str, Taint]]:
