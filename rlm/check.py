@@ -816,7 +816,7 @@ class _Checker:
         if unbounded and loop.subcall:
             self.report(s, "R3-loop", f"this loop over {_src(s.iter)} makes subcalls for every item of an unbounded "
                                       "scan of the context")
-        elif unbounded:
+        elif unbounded and STREAM in it:  # a list already built was reported where it was built
             for call, guards in loop.appends:
                 # Under an if, the task decides what it keeps (a filter, a dedupe, a cap): only keeping
                 # every item is a hazard.

@@ -6,6 +6,7 @@ import textwrap
 from rlm.context_access import context_head
 from rlm.subcalls import semantic_subcall
 
+
 def preview(context):
     """A one-line preview of the document, and what it is about."""
     short = textwrap.shorten(context, width=300)  # expect: rule2
