@@ -36,3 +36,9 @@ def test_subcall_overhead_benchmark() -> None:
 def test_parallel_benchmark(latency: str) -> None:
     out = bench("parallel.py", "--calls", "8", "--workers", "4", "--latency", latency)
     assert "replay from warm cache" in out and "0 requests" in out
+
+
+def test_report_render_benchmark() -> None:
+    out = bench("report_render.py", "--subcalls", "300", "--repeat", "1")
+    assert "| report file size" in out and "| report build (Python)" in out and "MISSED" not in out
+    assert "| in-browser render" in out  # measured, or "skipped: chromium not found"
