@@ -19,6 +19,7 @@ __all__ = [
     "SubcallError",
     "SubcallParseError",
     "TaskError",
+    "ReportError",
 ]
 
 
@@ -117,3 +118,18 @@ class SubcallParseError(SubcallError):
 
 class TaskError(RLMError):
     """A task could not be found or loaded."""
+
+
+class ReportError(RLMError):
+    """An audit report could not be built: the trace is missing, empty or unreadable, or the run is unknown.
+
+    ``reason`` is one of ``"missing"``, ``"empty"``, ``"unreadable"``,
+    ``"unknown_run"`` or ``"unwritable"``; ``path`` is the file concerned and
+    ``run_ids`` the runs the trace does hold (for ``"unknown_run"``).
+    """
+
+    def __init__(self, message: str, *, reason: str, path: str, run_ids: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.path = path
+        self.run_ids = run_ids

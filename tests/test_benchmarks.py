@@ -42,3 +42,9 @@ def test_guarantees_benchmark() -> None:
     out = bench("guarantees.py", "--quick")
     assert "catastrophic" in out and "stuck in C" in out and "abandoned call" in out
     assert "MISS" not in out
+
+
+def test_report_render_benchmark() -> None:
+    out = bench("report_render.py", "--subcalls", "300", "--repeat", "1")
+    assert "| report file size" in out and "| report build (Python)" in out and "MISSED" not in out
+    assert "| in-browser render" in out  # measured, or "skipped: chromium not found"
