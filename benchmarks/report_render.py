@@ -68,7 +68,8 @@ def make_trace(trace: Path, log: Path, data: bytes, subcalls: int) -> None:
     def emit(event: str, ts: float, **fields: Any) -> None:
         nonlocal seq
         seq += 1
-        out.write(json.dumps({"event": event, "run_id": "bench0000001", "seq": seq, "ts": round(ts, 6), **fields}) + "\n")
+        record = {"event": event, "run_id": "bench0000001", "seq": seq, "ts": round(ts, 6), **fields}
+        out.write(json.dumps(record) + "\n")
 
     config = {"max_cost": 25.0, "max_tokens_per_subcall": 4000, "max_runtime_seconds": 3600.0, "model": "gpt-4o-mini",
               "max_depth": 1, "max_output_tokens": 256, "price_input_per_mtok": None, "price_output_per_mtok": None,
@@ -97,9 +98,11 @@ def make_trace(trace: Path, log: Path, data: bytes, subcalls: int) -> None:
         spent += cost
         emit("subcall", ts, kind="choice" if i % 3 else "text",
              instruction=f"How severe is this log event: {line[:120]!r}? Use the surrounding lines as context.",
-             chunk_start=start, chunk_end=end, chunk_sha256=hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(),
+             chunk_start=start, chunk_end=end,
+             chunk_sha256=hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(),
              model="gpt-4o-mini", answer=answer, counted_tokens=700, input_tokens=0 if cached else 280,
-             output_tokens=0 if cached else 2 + len(answer) // 4, cost_usd=cost, reserved_usd=0.0 if cached else 0.00026,
+             output_tokens=0 if cached else 2 + len(answer) // 4, cost_usd=cost,
+             reserved_usd=0.0 if cached else 0.00026,
              latency_seconds=0.0 if cached else 0.08 + (i % 17) * 0.01, retries=1 if i % 97 == 0 else 0,
              usage_reported=True, cached=cached, dry_run=False)
         if i % 50 == 0 and len(findings) < 1000:
