@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -48,3 +49,16 @@ def test_report_render_benchmark() -> None:
     out = bench("report_render.py", "--subcalls", "300", "--repeat", "1")
     assert "| report file size" in out and "| report build (Python)" in out and "MISSED" not in out
     assert "| in-browser render" in out  # measured, or "skipped: chromium not found"
+
+
+def test_longcontext_benchmark(tmp_path: Path) -> None:
+    # 2^12 fits the oracle's (shrunk) window and 2^13 does not, so the whole-context baseline is refused once.
+    out = bench("longcontext.py", "--min-exp", "12", "--max-exp", "13", "--window", "6000", "--no-plot",
+                "--dir", str(tmp_path))
+    for name in ("s-niah", "oolong", "pairs"):
+        for exp in (12, 13):
+            assert re.search(rf"^\| {name} +\| 2\^{exp} ", out, re.MULTILINE)
+    assert out.count("| 1.000      |") == 6  # our task scores exactly 1.0 on every row
+    assert "0 req $0" in out and "(1x400)" in out and "(10x400)" in out
+    assert "self-check passed: every task scored 1.0 at every size" in out
+    assert len(list(tmp_path.glob("*.manifest.json"))) == 6 and (tmp_path / "longcontext.json").exists()
