@@ -105,6 +105,10 @@ def _parser() -> _Parser:
     p.add_argument("--compact", action="store_true", help="print the JSON result on one line")
     p.add_argument("--allow-binary", action="store_true", help="analyse a file even if it looks binary")
     p.add_argument("--debug", action="store_true", help="print the task's traceback on an error (env RLM_DEBUG=1)")
+    p.add_argument("--check", metavar="PATH[:function]",
+                   help="check a task file against the four rules without running it, and exit (as `rlm check`)")
+    p.add_argument("--strict", action="store_true", help="refuse to run a task the checker finds problems in")
+    p.add_argument("--report", metavar="PATH.html", help="write a self-contained HTML audit report of the run here")
     return p
 
 
@@ -202,11 +206,24 @@ def _one_line_warning(message: Warning | str, category: type[Warning], *args: ob
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``) and return the exit code.
+
+    ``rlm check PATH[:function] ...`` and ``rlm report TRACE -o PATH.html`` are the checker's and the
+    report's own command lines.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in ("check", "report"):
+        if args[0] == "check":
+            from rlm.check import main as check_main
+
+            return check_main(args[1:])
+        from rlm.report import main as report_main
+
+        return report_main(args[1:])
     shown = warnings.showwarning
     warnings.showwarning = _one_line_warning
     try:
-        return _main(argv)
+        return _main(args)
     except UsageError as exc:
         print(f"{_prog()}: error: {redact(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
@@ -246,11 +263,22 @@ def _main(argv: Sequence[str] | None) -> int:
 
         print(clear_cache())
         return EXIT_COMPLETED
+    if args.check is not None:
+        from rlm.check import main as check_main
+
+        return check_main([args.check])
     if args.file is None:
         _fail("the FILE argument is required")
     task = load_task(args.task)
     params = dict(args.param)
     _check_params(task, params)
+    _check_rules(task, strict=args.strict)
+    scratch_trace: Path | None = None
+    if args.report and not args.trace:  # the report is drawn from a trace: keep one for this run only
+        fd, name = tempfile.mkstemp(prefix="rlm-trace-", suffix=".jsonl")
+        os.close(fd)
+        scratch_trace = Path(name)
+        args.trace = name
     config = _config(args)
     if not config.dry_run:
         problem = Run(config, task="cli").api_problem()
@@ -275,9 +303,13 @@ def _main(argv: Sequence[str] | None) -> int:
 
         # In a child process, so that even a task stuck in C code ends by the limit (see _supervise).
         result = supervise(work, limit_seconds=float(config.max_runtime_seconds or 0), trace_path=config.trace_path)
+        if args.report:
+            _write_report(Path(args.trace), Path(args.report))
     finally:
         if stdin_file is not None:
             stdin_file.unlink(missing_ok=True)
+        if scratch_trace is not None:
+            scratch_trace.unlink(missing_ok=True)
     trace_text = result.pop("traceback", None)
     print(redact(json.dumps(result, indent=None if args.compact else 2, ensure_ascii=False)))
     sys.stdout.flush()
@@ -292,6 +324,37 @@ def _main(argv: Sequence[str] | None) -> int:
               "(partial). "
               "Raise --cost, or narrow the task.", file=sys.stderr)
     return _EXIT_BY_STATUS.get(result["status"], EXIT_ERROR)
+
+
+def _write_report(trace: Path, out: Path) -> None:
+    from rlm.report import render_report
+
+    try:
+        stats = render_report(trace, out)
+    except RLMError as exc:
+        print(f"{_prog()}: warning: no report written: {exc}", file=sys.stderr)
+        return
+    print(f"{_prog()}: report: {stats.path} ({stats.subcalls} subcalls)", file=sys.stderr)
+
+
+def _check_rules(task: TaskInfo, *, strict: bool) -> None:
+    """Warn about (or, with --strict, refuse) a task that breaks the four rules, before it spends anything."""
+    import inspect
+
+    from rlm.check import CheckError, check_path
+
+    source = inspect.getsourcefile(task.function)
+    if source is None:
+        return
+    try:
+        findings = check_path(f"{source}:{task.function.__name__}")
+    except CheckError:
+        return  # the task imported, so Python could read it; a file the checker cannot is no reason to stop
+    for finding in findings:
+        print(f"{_prog()}: {'error' if strict else 'warning'}: {os.path.relpath(finding.file)}:{finding.line}: "
+              f"{finding.rule}: {finding.message} (fix: {finding.fix})", file=sys.stderr)
+    if findings and strict:
+        _fail(f"{len(findings)} problem(s) found by the checker in {task.name}; fix them, or run without --strict.")
 
 
 def _check_params(task: TaskInfo, params: dict[str, Any]) -> None:

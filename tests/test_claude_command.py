@@ -1,9 +1,4 @@
-"""The /rlm-task command and claude.md: every run.py command they give names real paths and parses.
-
-Until run.py has ``--check`` and ``--param`` (the lead adds them to rlm/cli.py), the parse test fails for
-exactly the commands that use them; ``test_only_check_and_param_are_missing_from_the_parser`` keeps every
-other flag honest in the meantime.
-"""
+"""The /rlm-task command and claude.md: every run.py command they give names real paths and parses."""
 
 from __future__ import annotations
 
@@ -38,8 +33,6 @@ PLACEHOLDERS = {
     "server.log": "examples/server.log",
     "path/to/my_task.py": "tasks/example_task.py",
 }
-NOT_YET_IN_RUN_PY = {"--check", "--param"}  # the lead adds these to rlm/cli.py
-VALUE_FLAGS_NOT_YET_IN_RUN_PY = NOT_YET_IN_RUN_PY  # each takes one value: a path, or KEY=VALUE
 
 
 def run_py_commands() -> list[tuple[str, str]]:
@@ -76,7 +69,7 @@ def options(argv: list[str]) -> tuple[list[str], dict[str, str]]:
     for arg in args:
         if arg.startswith("--"):
             flag, _, inline = arg.partition("=")
-            value_follows = takes_value.get(flag, flag in VALUE_FLAGS_NOT_YET_IN_RUN_PY) and not inline
+            value_follows = takes_value.get(flag, False) and not inline
             opts[flag] = next(args) if value_follows else inline
         else:
             positional.append(arg)
@@ -140,43 +133,12 @@ def test_claude_md_points_to_the_command_and_the_checker() -> None:
 
 
 @pytest.mark.parametrize(("document", "command"), COMMANDS, ids=[f"{d}: {c}" for d, c in COMMANDS])
-def test_command_paths_exist_or_are_placeholders(document: str, command: str) -> None:
-    positional, opts = options(argv_of(command))
-    for path in positional:
-        assert_path(path, command)
-    if "--check" in opts:
-        assert_path(opts["--check"].split(":")[0], command)
-    if "--trace" in opts:
-        assert (ROOT / Path(opts["--trace"]).parent).is_dir()
-    task = opts.get("--task")
-    if task is None:
-        return
-    if ".py" in task:
-        path, _, function = task.partition(":")
-        assert_path(path, command)
-        if placeholder_in(path) is None and placeholder_in(function) is None:
-            assert function in functions_in((ROOT / path).read_text(encoding="utf-8")), command
-    else:
-        assert task in task_names() or placeholder_in(task), f"no task {task!r} (in {command!r})"
-
-
-@pytest.mark.parametrize(("document", "command"), COMMANDS, ids=[f"{d}: {c}" for d, c in COMMANDS])
 def test_command_flags_parse_with_the_real_parser(document: str, command: str) -> None:
     argv = argv_of(command, substitute=True)
     try:
         _parser().parse_args(argv)
     except UsageError as exc:
-        missing = sorted(NOT_YET_IN_RUN_PY & set(options(argv)[1]))
-        pytest.fail(f"run.py refuses {command!r}: {exc}" + (f" ({', '.join(missing)} not in rlm/cli.py yet)"
-                                                          if missing else ""))
-
-
-def test_only_check_and_param_are_missing_from_the_parser() -> None:
-    unknown = set()
-    for _, command in COMMANDS:
-        _, extra = _parser().parse_known_args(argv_of(command, substitute=True))
-        unknown |= {arg.partition("=")[0] for arg in extra if arg.startswith("--")}
-    assert unknown <= NOT_YET_IN_RUN_PY, unknown
+        pytest.fail(f"run.py refuses {command!r}: {exc}")
 
 
 def test_the_command_skeleton_is_clean_and_runs_under_a_dry_run(tmp_path: Path,

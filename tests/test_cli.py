@@ -365,3 +365,39 @@ def test_progress_line_on_a_terminal(llm: LoopbackServer) -> None:
     assert b"[rlm] calls 8" in seen and b"/ $0.50" in seen
     counts = [int(part.split()[0]) for part in seen.decode().split("[rlm] calls ")[1:]]
     assert counts == sorted(counts)  # the count only goes up
+
+
+BAD_TASK = "def leak(context):\n    return len(context[0:100])\n"
+
+
+def test_check_flag_and_subcommand_exit_by_findings(cli: Cli, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text(BAD_TASK)
+    builtin = str(ROOT / "rlm" / "tasks" / "example_task.py")
+    assert cli("--check", builtin).code == 0
+    ran = cli("--check", f"{bad}:leak")
+    assert ran.code == 1 and "rule2" in ran.stdout
+    assert cli("check", str(bad)).code == 1
+    (tmp_path / "broken.py").write_text("def (:\n")
+    assert cli("check", str(tmp_path / "broken.py")).code == 2
+
+
+def test_a_task_is_checked_before_it_runs_and_strict_refuses(llm: LoopbackServer, cli: Cli, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text(BAD_TASK)
+    ran = cli(LOG, "--task", f"{bad}:leak", "--dry-run")
+    assert "warning: " in ran.stderr and "bad.py:2: rule2" in ran.stderr  # warned, then it ran
+    strict = cli(LOG, "--task", f"{bad}:leak", "--dry-run", "--strict")
+    assert strict.code == 2 and strict.stdout == "" and "found by the checker" in strict.stderr
+    assert cli(LOG, "--task", "find_errors_in_log", "--dry-run", "--strict").code == 0
+
+
+def test_report_flag_and_subcommand_write_an_html_report(llm: LoopbackServer, cli: Cli, tmp_path: Path) -> None:
+    html = tmp_path / "run.html"
+    ran = cli(LOG, "--task", "find_errors_in_log", "--report", str(html))
+    assert ran.code == 0 and html.stat().st_size > 1000 and "report: " in ran.stderr
+    assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob("rlm-trace-*.jsonl"))  # its scratch trace is gone
+    trace = tmp_path / "t.jsonl"
+    assert cli(LOG, "--task", "find_errors_in_log", "--trace", str(trace)).code == 0
+    assert cli("report", str(trace), "-o", str(tmp_path / "again.html")).code == 0
+    assert "<html" in (tmp_path / "again.html").read_text()[:500].lower()

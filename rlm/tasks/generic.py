@@ -51,7 +51,8 @@ _STOPWORDS = frozenset([
 # -- find_answer --------------------------------------------------------------------
 
 def _question_terms(question: str) -> list[str]:
-    """Search terms from a question, most specific first: quoted names, ids and numbers, capitalised words, long words."""
+    """Search terms from a question, most specific first: quoted names, ids and numbers, capitalised words,
+    long words."""
     quoted = [a or b for a, b in re.findall(r'"([^"]{2,80})"|\'([^\']{2,80})\'', question)]
     scored: list[tuple[int, int, str]] = [(9, -len(q), q) for q in quoted]
     for i, word in enumerate(re.findall(r"\w+(?:[-'.]\w+)*", question)):
@@ -203,7 +204,7 @@ def _records(context: Context, record_pattern: str, max_records: int) -> tuple[l
                 return found, True
             found.append(_Record(len(found), m.start, m.end, str(m.text)))
     finally:
-        hits.close()  # type: ignore[attr-defined]  # a generator, though annotated Iterator
+        hits.close()  # records the access now
     return found, False
 
 
