@@ -26,6 +26,7 @@ from rlm.errors import (
     CostLimitError,
     GuardError,
     RecursionDepthError,
+    ReportError,
     RLMError,
     RuntimeLimitError,
     SubcallError,
@@ -33,7 +34,7 @@ from rlm.errors import (
     TaskError,
     TokenLimitError,
 )
-from rlm.guards import GuardConfig, init_guards
+from rlm.guards import GuardConfig, current_run, init_guards
 from rlm.runtime import TaskBuilder, publish, run_task
 from rlm.subcalls import (
     parallel_map,
@@ -43,7 +44,7 @@ from rlm.subcalls import (
     semantic_subcall_json,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "Chunk",
@@ -59,6 +60,7 @@ __all__ = [
     "context_line",
     "GuardConfig",
     "init_guards",
+    "current_run",
     "semantic_subcall",
     "semantic_subcall_json",
     "semantic_subcall_bool",
@@ -78,4 +80,5 @@ __all__ = [
     "SubcallError",
     "SubcallParseError",
     "TaskError",
+    "ReportError",
 ]

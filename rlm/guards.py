@@ -627,7 +627,10 @@ class Run:
                 self.count(cap_breaches=1)
             return Settlement(cost, usage.prompt_tokens, usage.completion_tokens, "usage")
         if report.complete:
-            output = min(cap, count_text_tokens(self.model, report.text) + _UNSEEN_OUTPUT_TOKENS)
+            # An answer cut at the cap used all of it (tokens that print nothing are billed too);
+            # one that stopped by itself is bounded by the text it returned.
+            output = cap if report.finish_reason == "length" else min(
+                cap, count_text_tokens(self.model, report.text) + _UNSEEN_OUTPUT_TOKENS)
             cost = self.pricing.cost(admission.counted_tokens, output)
             self.ledger.settle(reserved, cost)
             self.count(usage_missing=1)

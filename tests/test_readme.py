@@ -20,30 +20,53 @@ from tests.conftest import ROOT
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
-def blocks(language: str) -> list[str]:
-    return re.findall(rf"```{language}\n(.*?)```", README, re.S)
+def blocks(language: str, text: str = README) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", text, re.S)
 
 
-def test_readme_python_examples_run_against_the_loopback_server(
-    llm: LoopbackServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.chdir(ROOT)
-    llm.responder = lambda body: '{"sentiment": "neutral", "confidence": 0.5}' if "response_format" in body else "warning"
-    namespace: dict[str, object] = {"__name__": "readme"}
-    code = blocks("python")
-    assert len(code) >= 10
+def run_blocks(name: str, code: list[str]) -> tuple[dict[str, object], str]:
+    """Every block in order, in one interpreter and one context, as a user pastes them: nothing a block
+    does may leave state behind that breaks the next (a run left installed did, once)."""
+    namespace: dict[str, object] = {"__name__": name}
     out = io.StringIO()
-    # In order, in one interpreter and one context, as a user pastes them: nothing a block does may
-    # leave state behind that breaks the next (a run left installed did, once).
     for i, block in enumerate(code):
         with contextlib.redirect_stdout(out):
             try:
-                exec(compile(block, f"README block {i}", "exec"), namespace)
+                exec(compile(block, f"{name} block {i}", "exec"), namespace)
             except Exception as exc:  # pragma: no cover - the message is the point
-                pytest.fail(f"README python block {i} failed: {type(exc).__name__}: {exc}\n{block}")
-        assert current_run() is None, f"README block {i} left a run installed"
-    assert "completed" in out.getvalue()
+                pytest.fail(f"{name} python block {i} failed: {type(exc).__name__}: {exc}\n{block}")
+        assert current_run() is None, f"{name} block {i} left a run installed"
+    return namespace, out.getvalue()
+
+
+def test_readme_python_examples_run_against_the_loopback_server(llm: LoopbackServer,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    llm.responder = lambda body: '{"sentiment": "neutral", "confidence": 0.5}' if "response_format" in body else "warning"
+    code = blocks("python")
+    assert len(code) >= 10
+    namespace, out = run_blocks("README", code)
+    assert "completed" in out
     assert namespace["warm"]["budget_summary"]["total_calls"] == 0  # type: ignore[index]
+
+
+def test_the_api_reference_examples_run_in_order(llm: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    llm.responder = lambda body: (
+        '{"answer": "the connection was refused", "quote": "database connection refused"}'
+        if "response_format" in body else "yes" if "yes or no" in body["messages"][1]["content"] else "critical")
+    api = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    namespace, out = run_blocks("docs/api.md", blocks("python", api))
+    assert namespace["cited"]["span"] is not None  # type: ignore[index]  # the quote was found and cited
+    assert "'severity': 'critical'" in out
+
+
+def test_the_api_reference_names_every_public_function() -> None:
+    import rlm
+
+    api = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    missing = [name for name in rlm.__all__ if name not in api]
+    assert missing == []
 
 
 def readme_commands() -> list[str]:
