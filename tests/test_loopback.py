@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+from pathlib import Path
 
 import httpx2
 import openai
 import pytest
 
 from rlm.loopback import Fault, LoopbackServer, Reply
+from tests.conftest import ROOT
 
 
 @pytest.fixture
@@ -133,3 +136,47 @@ def test_server_closes_while_hanging() -> None:
     t = time.monotonic()
     server.close()
     assert time.monotonic() - t < 2
+
+
+def test_streamed_answers_are_cut_at_the_requested_cap(llm: LoopbackServer, client: openai.OpenAI) -> None:
+    llm.script(Reply("abcd" * 50))
+    stream = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}],
+                                            max_tokens=3, stream=True, stream_options={"include_usage": True})
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    finish = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert text == "abcd" * 3 and finish == ["length"] and chunks[-1].usage.completion_tokens == 3
+
+
+def test_the_server_runs_from_the_shell_until_interrupted(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    (tmp_path / "answers.py").write_text("def answer(body):\n    return 'from the responder'\n")
+    proc = subprocess.Popen([sys.executable, "-m", "rlm.loopback", "--port", "0", "--responder", "answers:answer",
+                             "--model", "tiny", "--fault", "429:0"], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"})
+    try:
+        first = proc.stdout.readline()  # type: ignore[union-attr]
+        assert first.startswith("loopback model serving tiny at http://127.0.0.1:")
+        base_url = first.split(" at ")[1].strip()
+        assert f"export OPENAI_BASE_URL={base_url}" in proc.stdout.readline()  # type: ignore[union-attr]
+        shell_client = openai.OpenAI(base_url=base_url, api_key="x", max_retries=1, timeout=5)
+        answer = shell_client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "q"}])
+        assert answer.choices[0].message.content == "from the responder"  # after the scripted 429
+        assert [m.id for m in shell_client.models.list().data] == ["tiny"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0 and "served 2 chat requests" in err
+
+
+def test_the_shell_server_refuses_bad_switches() -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "rlm.loopback", "--fault", "teapot"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2 and "unknown fault 'teapot'" in proc.stderr
