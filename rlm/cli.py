@@ -81,7 +81,9 @@ def _parser() -> _Parser:
         epilog="Exit codes: 0 completed, 3 partial (a cost or runtime limit halted the task), "
         "1 error, 2 bad usage or input.",
     )
-    p.add_argument("file", nargs="?", help="the document or log to analyse; '-' reads standard input")
+    p.add_argument("file", nargs="*", metavar="FILE",
+                   help="the document or log to analyse: one or more files or directories, read as one context "
+                        "(a directory is every text file under it); '-' reads standard input")
     p.add_argument("--task", default=_DEFAULT_TASK,
                    help=f"a task name from ./tasks or the built-ins (default {_DEFAULT_TASK}), "
                         "or path/to/file.py:function")
@@ -136,7 +138,9 @@ def _check_file(path: Path, allow_binary: bool) -> None:
     except OSError as exc:
         _fail(f"Cannot read {path}: {exc.strerror or exc}.")
     if stat.S_ISDIR(mode):
-        _fail(f"{path} is a directory; pass a file.")
+        if not any(True for _ in path.iterdir()):
+            _fail(f"{path} is an empty directory; pass files, or a directory that holds some.")
+        return  # its files are listed (binary ones left out) when the context opens
     if not stat.S_ISREG(mode):
         kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
         _fail(f"{path} is {kind}, not a regular file; save its contents to a file, or pipe them to '-'.")
@@ -267,8 +271,10 @@ def _main(argv: Sequence[str] | None) -> int:
         from rlm.check import main as check_main
 
         return check_main([args.check])
-    if args.file is None:
+    if not args.file:
         _fail("the FILE argument is required")
+    if "-" in args.file and len(args.file) > 1:
+        _fail("'-' (standard input) cannot be combined with other files")
     task = load_task(args.task)
     params = dict(args.param)
     _check_params(task, params)
@@ -285,17 +291,19 @@ def _main(argv: Sequence[str] | None) -> int:
         if problem is not None:
             _fail(problem)
     stdin_file: Path | None = None
-    if args.file == "-":
-        stdin_file = path = _stdin_to_file()
-    else:
-        path = Path(args.file)
+    paths = [Path(f) for f in args.file]
+    if args.file == ["-"]:
+        stdin_file = _stdin_to_file()
+        paths = [stdin_file]
+    source: Path | list[Path] = paths[0] if len(paths) == 1 else paths
     try:
-        _check_file(path, args.allow_binary)
+        for path in paths:
+            _check_file(path, args.allow_binary)
         progress = _Progress(sys.stderr) if sys.stderr.isatty() else None
 
         def work(checkpoint: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
             try:
-                return run_task(task.function, path, config, params=params, progress=progress,
+                return run_task(task.function, source, config, params=params, progress=progress,
                                 checkpoint=checkpoint, include_traceback=debug)
             finally:
                 if progress is not None:

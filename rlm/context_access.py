@@ -2,35 +2,46 @@
 
 A task receives a :class:`Context`, not a string. Text passed as ``str`` is
 kept in memory; a file is memory-mapped read-only, so a 20 GB log costs page
-cache, not heap. Every function here returns bounded :class:`Chunk` pieces
-that remember their span, and records the access on the context (and on the
-current run's trace, when there is one).
+cache, not heap; a directory, a glob or a list of files is one logical
+context over all of them, each file mapped only while it is read (at most
+64 at a time), so thousands of files cost what one does. Every function here
+returns bounded :class:`Chunk` pieces that remember their span (and file),
+and records the access on the context and on the current run's trace.
 
 Positions are offsets into the context: characters for in-memory text, bytes
-for a mapped file. Every function accepts the positions the others return.
+for files (the files one after another, in order). Every function accepts
+the positions the others return; ``Context.locate(pos)`` gives the file, the
+offset in it and the line.
 
 Clamping rule: a position below 0 is read as 0 and one past the end as the
 end (``context_slice(ctx, m.start - 200, m.end + 200)`` is always safe); an
 empty or inverted span gives an empty chunk. Negative positions are *not*
-counted from the end. Over a mapped file, a span boundary that falls inside a
+counted from the end. Over a file, a span boundary that falls inside a
 multi-byte UTF-8 character is moved outward to the character's edge, so a
 slice never returns less than asked for and never splits a character;
-invalid UTF-8 decodes to U+FFFD.
+invalid UTF-8 decodes to U+FFFD. Nothing read spans two files: a slice is
+kept to the file that holds most of it (so a window around a hit stays in the
+hit's file), head and tail read the first and the last file, and searches and
+chunks run file by file.
 """
 
 from __future__ import annotations
 
+import bisect
+import contextlib
+import glob as _glob
 import itertools
 import mmap
 import operator
 import os
 import re
+import stat
 import threading
-from collections import deque
-from collections.abc import Callable, Generator, Iterator
+from collections import OrderedDict, deque
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import Any, Union
 
 from rlm._regex import SearchDeadline, Searcher
 from rlm._scope import current_scope
@@ -41,6 +52,7 @@ __all__ = [
     "Chunk",
     "Context",
     "ContextSource",
+    "Location",
     "Match",
     "DEFAULT_MAX_HITS",
     "DEFAULT_CHUNK_SIZE",
@@ -64,6 +76,10 @@ DEFAULT_CHUNK_SIZE = 3000
 _ACCESS_LOG_SIZE = 10_000
 #: Line numbers are counted lazily, with a checkpoint every block.
 _LINE_BLOCK = 4 << 20
+#: Files of a context mapped at once; the least recently read is unmapped to open another.
+_MAX_OPEN_FILES = 64
+_SNIFF_BYTES = 8192
+_GLOB_CHARS = set("*?[")
 
 
 class Chunk(str):
@@ -80,12 +96,16 @@ class Chunk(str):
 
     start: int
     end: int
+    #: The file the chunk was read from (a context of files), or None for text.
+    file: str | None
     _fixes: tuple[tuple[int, int], ...]  # (index of a U+FFFD that replaced bad bytes, how many bytes it replaced)
 
-    def __new__(cls, text: str, start: int, end: int, _fixes: tuple[tuple[int, int], ...] = ()) -> Chunk:
+    def __new__(cls, text: str, start: int, end: int, _fixes: tuple[tuple[int, int], ...] = (),
+                file: str | None = None) -> Chunk:
         obj = super().__new__(cls, text)
         obj.start = start
         obj.end = end
+        obj.file = file
         obj._fixes = _fixes
         return obj
 
@@ -119,8 +139,9 @@ class Chunk(str):
             return None
         return (self.offset_of(index), self.offset_of(index + len(text)))
 
-    def __getnewargs__(self) -> tuple[str, int, int, tuple[tuple[int, int], ...]]:  # type: ignore[override]
-        return (str(self), self.start, self.end, self._fixes)
+    def __getnewargs__(  # type: ignore[override]
+            self) -> tuple[str, int, int, tuple[tuple[int, int], ...], str | None]:
+        return (str(self), self.start, self.end, self._fixes, self.file)
 
     def __repr__(self) -> str:
         text = str.__repr__(self)
@@ -155,25 +176,35 @@ def _decode_bytes(raw: bytes) -> tuple[str, tuple[tuple[int, int], ...]]:
     return "".join(parts), tuple(fixes)
 
 
-def _chunk_of(raw: str | bytes, start: int, end: int) -> Chunk:
+def _chunk_of(raw: str | bytes, start: int, end: int, file: str | None = None) -> Chunk:
     if isinstance(raw, str):
-        return Chunk(raw, start, end)
+        return Chunk(raw, start, end, (), file)
     text, fixes = _decode_bytes(raw)
-    return Chunk(text, start, end, fixes)
+    return Chunk(text, start, end, fixes, file)
 
 
 @dataclass(frozen=True, slots=True)
 class Access:
-    """One recorded read of a context: which function, which span, how much came back."""
+    """One recorded read of a context: which function, which span, how much came back, in which file."""
 
     function: str
     start: int
     end: int
     returned: int
     detail: str = ""
+    file: str | None = None
 
 
-ContextSource = Union[str, "os.PathLike[str]", "Context"]
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where a context offset is: its file (None for text), the offset in that file, and the 1-based line there."""
+
+    file: str | None
+    offset: int
+    line: int
+
+
+ContextSource = Union[str, "os.PathLike[str]", "Context", Sequence["str | os.PathLike[str]"]]
 
 
 class _LineIndex:
@@ -207,19 +238,142 @@ class _LineIndex:
             return lines + 1
 
 
+class _Part:
+    """One file of a context (or its text): where it starts in the context, and its contents on demand."""
+
+    __slots__ = ("name", "path", "start", "length", "text", "lines", "_file", "_mm", "_users", "_owner")
+
+    def __init__(self, owner: Context, *, start: int, length: int, name: str, path: Path | None,
+                 text: str | None = None) -> None:
+        self._owner = owner
+        self.name = name
+        self.path = path
+        self.start = start
+        self.length = length
+        self.text = text
+        self.lines = _LineIndex(self._count_newlines)
+        self._file: Any = None
+        self._mm: mmap.mmap | None = None
+        self._users = 0
+
+    @property
+    def end(self) -> int:
+        return self.start + self.length
+
+    @property
+    def file(self) -> str | None:
+        """The name a Match or Chunk of this part gives as its file (None for text)."""
+        return None if self.path is None else self.name
+
+    @contextlib.contextmanager
+    def use(self) -> Iterator[str | mmap.mmap | None]:
+        """The part's text or mapped bytes (None when empty), kept mapped while the block runs."""
+        if self.text is not None:
+            yield self.text
+            return
+        owner = self._owner
+        with owner._files_lock:
+            owner._check_open()
+            if self._mm is None and self.length:
+                self._open()
+            self._users += 1
+            owner._recent[id(self)] = self
+            owner._recent.move_to_end(id(self))
+        try:
+            yield self._mm
+        finally:
+            with owner._files_lock:
+                self._users -= 1
+                owner._evict()
+
+    def _open(self) -> None:
+        assert self.path is not None
+        try:
+            self._file = open(self.path, "rb")
+            size = os.fstat(self._file.fileno()).st_size
+            if size < self.length:
+                raise ContextAccessError(
+                    f"{self.name} shrank from {self.length} to {size} bytes while it was being read; "
+                    "analyse a file that is not being rewritten (copy it first).")
+            self._mm = mmap.mmap(self._file.fileno(), self.length, access=mmap.ACCESS_READ)
+        except OSError as exc:
+            raise ContextAccessError(f"Cannot read {self.name}: {exc.strerror or exc}.") from exc
+        finally:  # the map keeps its own descriptor: one per mapped file, not two
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+    def close(self) -> bool:
+        """Unmap the file unless it is in use; True if it is closed now."""
+        if self._users or self._mm is None:
+            return self._mm is None
+        try:
+            self._mm.close()
+        except BufferError:  # a search elsewhere still holds a view of it
+            return False
+        self._mm = None
+        return True
+
+    def read(self, lo: int, hi: int) -> Chunk:
+        """Local ``[lo, hi)`` as a Chunk with context offsets."""
+        start, end = self.start + lo, self.start + hi
+        if hi <= lo:
+            return Chunk("", start, max(start, end), (), self.file)
+        with self.use() as buf:
+            assert buf is not None
+            return _chunk_of(buf[lo:hi], start, end, self.file)
+
+    def find_newline(self, lo: int, hi: int, *, last: bool = False) -> int:
+        """Local position of the first (or last) newline in local ``[lo, hi)``, or -1."""
+        if hi <= lo:
+            return -1
+        with self.use() as buf:
+            if buf is None:
+                return -1
+            if isinstance(buf, str):
+                return buf.rfind("\n", lo, hi) if last else buf.find("\n", lo, hi)
+            return buf.rfind(b"\n", lo, hi) if last else buf.find(b"\n", lo, hi)
+
+    def snap(self, pos: int, forward: bool) -> int:
+        """Move a local byte position off a UTF-8 continuation byte (outward)."""
+        if self.text is not None or pos <= 0 or pos >= self.length:
+            return pos
+        with self.use() as buf:
+            assert isinstance(buf, mmap.mmap)
+            for _ in range(3):
+                if pos <= 0 or pos >= self.length or (buf[pos] & 0xC0) != 0x80:
+                    break
+                pos += 1 if forward else -1
+        return pos
+
+    def _count_newlines(self, start: int, end: int) -> int:
+        with self.use() as buf:
+            if buf is None:
+                return 0
+            if isinstance(buf, str):
+                return buf.count("\n", start, end)
+            # Counted in bounded pieces (slicing an mmap copies). bytes.replace finds newlines with
+            # memchr, about twice as fast as bytes.count's byte-by-byte loop (measured).
+            total = 0
+            for a in range(start, end, _LINE_BLOCK):
+                piece = buf[a: min(a + _LINE_BLOCK, end)]
+                total += len(piece) - len(piece.replace(b"\n", b""))
+            return total
+
+
 class Match(tuple):  # type: ignore[type-arg]
-    """One search hit: its span, its text (a :class:`Chunk`) and its 1-based line.
+    """One search hit: its span, its text (a :class:`Chunk`), its file and its 1-based line in that file.
 
     An immutable value (a tuple underneath, so a million hits stay cheap).
-    ``line`` is counted on first use (one pass over the context at most), so
+    ``line`` is counted on first use (one pass over the file at most), so
     counting hits does not pay for line numbers nobody reads.
     """
 
     __slots__ = ()
 
     def __new__(cls, start: int, end: int, raw: str | bytes, groups: tuple[str | bytes | None, ...],
-                lines: _LineIndex) -> Match:
-        return tuple.__new__(cls, (start, end, raw, groups, lines))
+                part: _Part) -> Match:
+        return tuple.__new__(cls, (start, end, raw, groups, part))
 
     start: int = property(operator.itemgetter(0), doc="Where the hit starts.")  # type: ignore[assignment]
     end: int = property(operator.itemgetter(1), doc="Where the hit ends (exclusive).")  # type: ignore[assignment]
@@ -230,23 +384,35 @@ class Match(tuple):  # type: ignore[type-arg]
 
     @property
     def text(self) -> Chunk:
-        return _chunk_of(self[2], self[0], self[1])
+        part: _Part = self[4]
+        return _chunk_of(self[2], self[0], self[1], part.file)
+
+    @property
+    def file(self) -> str | None:
+        """The file the hit is in (None for a text context)."""
+        part: _Part = self[4]
+        return part.file
 
     @property
     def line(self) -> int:
-        lines: _LineIndex = self[4]
-        return lines.line_at(self[0])
+        """The 1-based line of the hit in its file."""
+        part: _Part = self[4]
+        return part.lines.line_at(self[0] - part.start)
 
     @property
     def groups(self) -> tuple[str | None, ...]:
         return tuple(None if g is None else _decode(g) for g in self[3])
 
     def to_dict(self) -> dict[str, object]:
-        """A JSON-ready view: span, line and text."""
-        return {"start": self.start, "end": self.end, "line": self.line, "text": str(self.text)}
+        """A JSON-ready view: span, line, text, and file (for a context of files)."""
+        data: dict[str, object] = {"start": self.start, "end": self.end, "line": self.line, "text": str(self.text)}
+        if self.file is not None:
+            data["file"] = self.file
+        return data
 
     def __repr__(self) -> str:
-        return f"Match(start={self.start}, end={self.end}, line={self.line}, text={str(self.text)!r})"
+        where = f"{self.file}:" if self.file is not None else "line "
+        return f"Match(start={self.start}, end={self.end}, {where}{self.line}, text={str(self.text)!r})"
 
 
 def _decode(raw: str | bytes) -> str:
@@ -254,64 +420,81 @@ def _decode(raw: str | bytes) -> str:
 
 
 class Context:
-    """The document a task works on, held outside every prompt.
+    """The document a task works on, held outside every prompt: a text, a file, or many files as one.
 
     Build one with :func:`open_context`. It refuses ``ctx[a:b]``, iteration
     and ``str(ctx)`` so that the whole text cannot slip into a prompt; use the
     ``context_*`` functions instead. ``len(ctx)`` is its size in positions.
     """
 
-    def __init__(
-        self,
-        *,
-        text: str | None = None,
-        path: Path | None = None,
-        name: str | None = None,
-    ) -> None:
-        self._text = text
-        self._mm: mmap.mmap | None = None
-        self._file = None
-        self.path = path
-        if path is not None:
-            self._file = open(path, "rb")
-            size = os.fstat(self._file.fileno()).st_size
-            # An empty file cannot be mapped; it is a valid empty context.
-            if size:
-                self._mm = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
-            self._length = size
+    def __init__(self, *, text: str | None = None, path: Path | None = None, paths: Sequence[Path] = (),
+                 name: str | None = None, skipped: Sequence[str] = ()) -> None:
+        self._files_lock = threading.Lock()
+        self._recent: OrderedDict[int, _Part] = OrderedDict()  # mapped parts, least recently read first
+        self._closed = False
+        self._parts: list[_Part] = []
+        self.skipped = list(skipped)  # files of a directory or glob left out (binary)
+        if text is not None:
+            self._parts.append(_Part(self, start=0, length=len(text), name=name or "<text>", path=None, text=text))
         else:
-            assert text is not None
-            self._length = len(text)
-        self.name = name or (str(path) if path is not None else "<text>")
+            files = [path] if path is not None else list(paths)
+            offset = 0
+            for file in files:
+                size = os.stat(file).st_size
+                self._parts.append(_Part(self, start=offset, length=size, name=_shown(file), path=file))
+                offset += size
+        self._starts = [p.start for p in self._parts]
+        self._length = sum(p.length for p in self._parts)
+        self.path = path
+        self.name = name or (self._parts[0].name if len(self._parts) == 1 else f"{len(self._parts)} files")
         self.accesses: deque[Access] = deque(maxlen=_ACCESS_LOG_SIZE)
         self.access_count = 0
         self._record_lock = threading.Lock()  # parallel subcalls read the same context
-        self._lines = _LineIndex(self._count_newlines)
-        self._closed = False
 
     # -- what a context is ---------------------------------------------------
     @property
     def unit(self) -> str:
-        """What a position counts: ``"chars"`` for text, ``"bytes"`` for a mapped file."""
-        return "bytes" if self.path is not None else "chars"
+        """What a position counts: ``"chars"`` for text, ``"bytes"`` for files."""
+        return "chars" if self._parts and self._parts[0].text is not None else "bytes"
+
+    @property
+    def files(self) -> list[str]:
+        """The files of the context, in order (empty for text)."""
+        return [p.name for p in self._parts if p.path is not None]
 
     @property
     def closed(self) -> bool:
         return self._closed
 
     def describe(self) -> dict[str, object]:
-        """A secret-free description for traces and summaries."""
-        return {"name": self.name, "length": self._length, "unit": self.unit, "mapped": self._mm is not None}
+        """A secret-free description for traces and summaries (with every file and where it starts)."""
+        data: dict[str, object] = {"name": self.name, "length": self._length, "unit": self.unit,
+                                   "mapped": self.unit == "bytes"}
+        if self.path is not None:
+            data["path"] = str(self.path.resolve())
+        if len(self._parts) > 1 or self.path is None and self.unit == "bytes":
+            data["files"] = [{"name": p.name, "path": str(p.path.resolve()) if p.path else None,
+                              "start": p.start, "length": p.length} for p in self._parts]
+        if self.skipped:
+            data["skipped"] = list(self.skipped)
+        return data
+
+    def locate(self, pos: int) -> Location:
+        """The file, the offset in it, and the 1-based line there of context offset ``pos``."""
+        part = self._part_at(min(max(int(pos), 0), self._length))
+        local = min(max(int(pos), 0), self._length) - part.start
+        return Location(part.file, local, part.lines.line_at(local))
 
     def close(self) -> None:
-        """Unmap and close the file. Text contexts have nothing to release."""
-        if self._closed:
-            return
-        self._closed = True
-        if self._mm is not None:
-            self._mm.close()
-        if self._file is not None:
-            self._file.close()
+        """Unmap and close every file. Text contexts have nothing to release."""
+        with self._files_lock:
+            if self._closed:
+                return
+            self._closed = True
+            for part in self._parts:
+                if not part.close():
+                    raise BufferError(f"{part.name} is still being read")
+            self._recent.clear()
 
     def __enter__(self) -> Context:
         return self
@@ -352,83 +535,137 @@ class Context:
     def __format__(self, spec: str) -> str:
         return self.__str__()
 
-    # -- raw reads (internal) ------------------------------------------------
+    # -- parts (internal) ----------------------------------------------------
     def _check_open(self) -> None:
         if self._closed:
             raise ContextAccessError(f"Context {self.name!r} is closed; open it again with open_context().")
 
-    def _record(self, function: str, start: int, end: int, returned: int, detail: str = "") -> None:
-        access = Access(function, start, end, returned, detail)
+    def _evict(self) -> None:
+        """Unmap the least recently read files beyond the limit (called with the files lock held)."""
+        while len(self._recent) > _MAX_OPEN_FILES:
+            for key, part in self._recent.items():
+                if part.close():
+                    del self._recent[key]
+                    break
+            else:
+                return  # every mapped file is in use right now
+
+    def _part_at(self, pos: int) -> _Part:
+        """The part holding context offset ``pos`` (the last one for the end)."""
+        return self._parts[max(bisect.bisect_right(self._starts, pos) - 1, 0)]
+
+    def _edge_part(self, *, first: bool) -> _Part:
+        """The first (or last) part with any content, for head and tail."""
+        ordered = self._parts if first else reversed(self._parts)
+        return next((p for p in ordered if p.length), self._parts[0 if first else -1])
+
+    def _parts_in(self, lo: int, hi: int) -> Iterator[tuple[_Part, int, int]]:
+        """Each part overlapping ``[lo, hi)`` with the local range inside it."""
+        if not self._parts:
+            return
+        index = max(bisect.bisect_right(self._starts, lo) - 1, 0)
+        for part in self._parts[index:]:
+            if part.start >= hi and not (part.start == lo == hi):
+                break
+            a, b = max(lo, part.start) - part.start, min(hi, part.end) - part.start
+            if b > a:
+                yield part, a, b
+
+    def _one_part(self, start: int, end: int) -> tuple[_Part, int, int]:
+        """A clamped span kept to the one part that holds most of it, as local ``(part, lo, hi)``."""
+        start = min(max(int(start), 0), self._length)
+        end = min(max(int(end), 0), self._length)
+        if end <= start:
+            part = self._part_at(start)
+            local = start - part.start
+            return part, local, local
+        part, lo, hi = max(self._parts_in(start, end), key=lambda p: p[2] - p[1])  # ties: the earlier part
+        return part, part.snap(lo, forward=False), part.snap(hi, forward=True)
+
+    def _record(self, function: str, start: int, end: int, returned: int, detail: str = "",
+                file: str | None = None) -> None:
+        access = Access(function, start, end, returned, detail, file)
         with self._record_lock:
             self.accesses.append(access)
             self.access_count += 1
         run = current_scope()
         if run is not None:
             run.record_access(context=self.name, function=function, start=start, end=end, returned=returned,
-                              detail=detail, file=None)
+                              detail=detail, file=file)
 
-    def _snap(self, pos: int, forward: bool) -> int:
-        """Move a byte position off a UTF-8 continuation byte (outward)."""
-        mm = self._mm
-        if mm is None:
-            return pos
-        n = self._length
-        for _ in range(3):
-            if pos <= 0 or pos >= n or (mm[pos] & 0xC0) != 0x80:
-                break
-            pos += 1 if forward else -1
-        return pos
-
-    def _clamp(self, start: int, end: int) -> tuple[int, int]:
-        start = min(max(int(start), 0), self._length)
-        end = min(max(int(end), 0), self._length)
-        if end <= start:
-            return start, start
-        return self._snap(start, forward=False), self._snap(end, forward=True)
-
-    def _read(self, start: int, end: int) -> Chunk:
-        """``[start, end)`` as a Chunk (the span is not clamped or recorded here)."""
-        if self._text is not None:
-            return Chunk(self._text[start:end], start, end)
-        if self._mm is None or end <= start:
-            return Chunk("", start, max(start, end))
-        return _chunk_of(self._mm[start:end], start, end)
-
-    def _find_newline(self, lo: int, hi: int, *, last: bool = False) -> int:
-        """Position of the first (or last) newline in ``[lo, hi)``, or -1."""
-        if self._text is not None:
-            return self._text.rfind("\n", lo, hi) if last else self._text.find("\n", lo, hi)
-        if self._mm is None:
-            return -1
-        return self._mm.rfind(b"\n", lo, hi) if last else self._mm.find(b"\n", lo, hi)
-
-    def _chunk(self, function: str, start: int, end: int) -> Chunk:
-        """Clamp a span, read it, record the access, and return it as a Chunk."""
-        start, end = self._clamp(start, end)
-        chunk = self._read(start, end)
-        self._record(function, start, end, len(chunk))
+    def _chunk(self, function: str, part: _Part, lo: int, hi: int) -> Chunk:
+        """Read a local span of one part, record the access, and return it as a Chunk."""
+        chunk = part.read(lo, hi)
+        self._record(function, chunk.start, chunk.end, len(chunk), file=part.file if len(self._parts) > 1 else None)
         return chunk
 
-    def _count_newlines(self, start: int, end: int) -> int:
-        if self._text is not None:
-            return self._text.count("\n", start, end)
-        if self._mm is None:
-            return 0
-        self._check_open()
-        # Counted in bounded pieces (slicing an mmap copies). bytes.replace finds newlines with
-        # memchr, about twice as fast as bytes.count's byte-by-byte loop (measured).
-        total = 0
-        for a in range(start, end, _LINE_BLOCK):
-            piece = self._mm[a : min(a + _LINE_BLOCK, end)]
-            total += len(piece) - len(piece.replace(b"\n", b""))
-        return total
+
+def _shown(path: Path) -> str:
+    """How a file is named in results and traces: relative to the working directory when it is inside it."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # another drive
+        return str(path)
+    return str(path) if relative.startswith(os.pardir) else relative
+
+
+def _natural(path: Path) -> list[object]:
+    """Sort key: digits compare as numbers (app.log.2 before app.log.10)."""
+    return [int(piece) if piece.isdigit() else piece for piece in re.split(r"(\d+)", str(path))]
+
+
+def _regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _looks_binary(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return b"\0" in f.read(_SNIFF_BYTES)
+    except OSError:
+        return False
+
+
+def _expand(source: Path) -> tuple[list[Path], list[str]]:
+    """The files a directory or a glob stands for, in natural order, and the binary ones left out."""
+    if source.is_dir():
+        candidates = [p for p in source.rglob("*")
+                      if not any(part.startswith(".") for part in p.relative_to(source).parts)]
+    else:
+        candidates = [Path(p) for p in _glob.glob(str(source), recursive=True)]
+    files: list[Path] = []
+    skipped: list[Path] = []
+    for path in sorted(filter(_regular, candidates), key=_natural):
+        (skipped if _looks_binary(path) else files).append(path)
+    return files, [_shown(p) for p in skipped]
+
+
+def _file(path: Path) -> Path:
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise ContextAccessError(f"No such file: {path}. Check the path, or pass text as a str.") from None
+    except OSError as exc:
+        raise ContextAccessError(f"Cannot read {path}: {exc.strerror or exc}. Check its permissions.") from exc
+    if not stat.S_ISREG(mode):
+        raise ContextAccessError(f"{path} is not a regular file; pass files, a directory or a glob.")
+    if not os.access(path, os.R_OK):
+        raise ContextAccessError(f"Cannot read {path}: permission denied. Check its permissions.")
+    return path
 
 
 def open_context(source: ContextSource, *, name: str | None = None) -> Context:
-    """Build a context from text (``str``), a file (``pathlib.Path`` or any ``os.PathLike``) or a context.
+    """Build a context from text, a file, a directory, a glob, a list of files, or a context.
 
-    A ``str`` is always text, never a path. A file is opened read-only and
-    memory-mapped, never read whole; an empty file is a valid empty context.
+    A ``str`` is always text, never a path. A ``pathlib.Path`` (any
+    ``os.PathLike``) is a file (mapped read-only, never read whole; an empty
+    file is a valid empty context), a directory (every regular file under it,
+    hidden ones and binary ones left out, in natural order), or a glob
+    pattern (``Path("logs/app.log*")``). A list or tuple of paths is those
+    files in that order (directories and globs in it expand in place).
     """
     if isinstance(source, Context):
         return source
@@ -436,17 +673,41 @@ def open_context(source: ContextSource, *, name: str | None = None) -> Context:
         return Context(text=source, name=name)
     if isinstance(source, os.PathLike):
         path = Path(os.fspath(source))
-        if not path.exists():
-            raise ContextAccessError(f"No such file: {path}. Check the path, or pass text as a str.")
-        if path.is_dir():
-            raise ContextAccessError(f"{path} is a directory; pass a file.")
-        try:
-            return Context(path=path, name=name)
-        except OSError as exc:
-            raise ContextAccessError(f"Cannot read {path}: {exc.strerror or exc}. Check its permissions.") from exc
+        if path.is_dir() or (not path.exists() and _GLOB_CHARS & set(str(path))):
+            files, skipped = _expand(path)
+            if not files:
+                what = "directory" if path.is_dir() else "pattern"
+                raise ContextAccessError(f"The {what} {path} holds no readable text files"
+                                         + (f" ({len(skipped)} binary ones left out)." if skipped else "."))
+            return Context(paths=[_file(f) for f in files], name=name or str(path), skipped=skipped)
+        return Context(path=_file(path), name=name)
+    if isinstance(source, (list, tuple)):
+        files, skipped = _many(source)
+        if not files:
+            raise ContextAccessError("The list of files is empty; pass at least one file.")
+        if len(files) == 1 and not skipped:
+            return Context(path=files[0], name=name)
+        return Context(paths=files, name=name, skipped=skipped)
     raise ContextAccessError(
-        f"Cannot build a context from {type(source).__name__}; pass a str of text, a pathlib.Path, or a Context."
+        f"Cannot build a context from {type(source).__name__}; pass a str of text, a pathlib.Path (a file, a "
+        "directory or a glob), a list of paths, or a Context."
     )
+
+
+def _many(sources: Iterable[object]) -> tuple[list[Path], list[str]]:
+    files: list[Path] = []
+    skipped: list[str] = []
+    for item in sources:
+        if not isinstance(item, (str, os.PathLike)):
+            raise ContextAccessError(f"A list of files must hold paths (got {type(item).__name__}).")
+        path = Path(os.fspath(item))
+        if path.is_dir() or (not path.exists() and _GLOB_CHARS & set(str(path))):
+            more, left_out = _expand(path)
+            files += more
+            skipped += left_out
+        else:
+            files.append(_file(path))
+    return files, skipped
 
 
 def _ctx(ctx: ContextSource) -> Context:
@@ -459,19 +720,23 @@ def _ctx(ctx: ContextSource) -> Context:
 
 
 def context_head(ctx: ContextSource, n: int = 1000) -> Chunk:
-    """The first ``n`` positions of the context."""
-    return _ctx(ctx)._chunk("context_head", 0, n)
+    """The first ``n`` positions of the context (of its first file)."""
+    context = _ctx(ctx)
+    part = context._edge_part(first=True)
+    return context._chunk("context_head", *context._one_part(part.start, min(part.start + max(int(n), 0), part.end)))
 
 
 def context_tail(ctx: ContextSource, n: int = 1000) -> Chunk:
-    """The last ``n`` positions of the context."""
+    """The last ``n`` positions of the context (of its last file)."""
     context = _ctx(ctx)
-    return context._chunk("context_tail", len(context) - max(int(n), 0), len(context))
+    part = context._edge_part(first=False)
+    return context._chunk("context_tail", *context._one_part(max(part.end - max(int(n), 0), part.start), part.end))
 
 
 def context_slice(ctx: ContextSource, start: int, end: int) -> Chunk:
-    """The text between ``start`` and ``end``, clamped to the context (see the module docs)."""
-    return _ctx(ctx)._chunk("context_slice", start, end)
+    """The text between ``start`` and ``end``, clamped to the context and to one file (see the module docs)."""
+    context = _ctx(ctx)
+    return context._chunk("context_slice", *context._one_part(start, end))
 
 
 def _compile(context: Context, pattern: str | re.Pattern[str], flags: int) -> Searcher:
@@ -485,12 +750,18 @@ def _compile(context: Context, pattern: str | re.Pattern[str], flags: int) -> Se
         raise ContextAccessError(
             f"A search pattern must be a str or a compiled re pattern (got {type(source).__name__}).")
     try:
-        return Searcher(source, all_flags, binary=context._text is None)
+        return Searcher(source, all_flags, binary=context.unit == "bytes")
     except (re.error, ValueError, OverflowError) as exc:
         raise ContextAccessError(
             f"Invalid search pattern {source!r}: {exc}. Patterns use Python re syntax; "
             "escape special characters with re.escape() to search for literal text."
         ) from exc
+
+
+def _range(context: Context, start: int, end: int | None) -> tuple[int, int]:
+    lo = min(max(int(start), 0), len(context))
+    hi = min(max(int(len(context) if end is None else end), 0), len(context))
+    return lo, max(lo, hi)
 
 
 def context_finditer(
@@ -501,33 +772,47 @@ def context_finditer(
     start: int = 0,
     end: int | None = None,
 ) -> Generator[Match, None, None]:
-    """Yield every match of ``pattern`` in order, lazily; prefer ``context_search`` with ``max_hits``.
+    """Yield every match of ``pattern`` in order, lazily, file by file; prefer ``context_search`` with ``max_hits``.
 
-    Over a mapped file the pattern is matched against UTF-8 bytes: ``\\w``,
-    ``\\d`` and ``re.IGNORECASE`` are ASCII-only there.
+    For scanning a whole input with flat memory: count or group hits as they
+    come. Over files the pattern is matched against UTF-8 bytes: ``\\w``,
+    ``\\d`` and ``re.IGNORECASE`` are ASCII-only there. No match spans two files.
     """
     context = _ctx(ctx)
     rx = _compile(context, pattern, flags)
-    lo, hi = context._clamp(start, len(context) if end is None else end)
+    lo, hi = _range(context, start, end)
     hits = 0
     last = lo
     run = current_scope()
     deadline = run.deadline_at() if run is not None else None
-    buf = context._text if context._text is not None else context._mm
+    new = tuple.__new__
+    if hi > lo:
+        spans = list(context._parts_in(lo, hi))
+    else:  # an empty range can still hold an empty match
+        empty = context._part_at(lo)
+        spans = [(empty, lo - empty.start, lo - empty.start)]
     try:
-        if buf is not None:
-            lines = context._lines
-            new = tuple.__new__
-            # The hot loop of a large scan: Match(...) without the call overhead.
-            for hits, (s, last, raw, groups) in enumerate(rx.finditer(buf, lo, hi, deadline), 1):
-                if not hits & 4095 and run is not None:
-                    run.check_deadline()  # a consumer's slow loop still stops at the deadline
-                yield new(Match, (s, last, raw, groups, lines))
+        for part, a, b in spans:
+            base = part.start
+            with part.use() as buf:
+                if buf is None:
+                    continue
+                a, b = part.snap(a, forward=False), part.snap(b, forward=True)
+                # The hot loop of a large scan: Match(...) without the call overhead.
+                for s, e, raw, groups in rx.finditer(buf, a, b, deadline):
+                    hits += 1
+                    if not hits & 4095 and run is not None:
+                        run.check_deadline()  # a consumer's slow loop still stops at the deadline
+                    last = base + e
+                    yield new(Match, (base + s, last, raw, groups, part))
+            last = max(last, base + b)
     except SearchDeadline:
         assert run is not None
         raise run.runtime_error() from None
     finally:
-        context._record("context_search", lo, last, hits, detail=rx.pattern)
+        in_files = {p.file for p, _, _ in spans} if len(context._parts) > 1 else set()
+        context._record("context_search", lo, min(last, hi) if hi > lo else lo, hits, detail=rx.pattern,
+                        file=in_files.pop() if len(in_files) == 1 else None)
 
 
 def context_search(
@@ -543,7 +828,8 @@ def context_search(
 
     Scanning stops at the ``max_hits``-th hit, so a common pattern on a huge
     file returns at once. ``max_hits=None`` scans everything (use sparingly).
-    An invalid pattern raises :class:`ContextAccessError`.
+    ``start`` / ``end`` search one range only. An invalid pattern raises
+    :class:`ContextAccessError`.
     """
     if max_hits is not None and max_hits < 0:
         raise ContextAccessError(f"max_hits must be 0 or more (got {max_hits}).")
@@ -564,45 +850,52 @@ def context_chunks(
     start: int = 0,
     end: int | None = None,
 ) -> Generator[Chunk, None, None]:
-    """Walk the context (or ``[start, end)``) in order, in pieces of at most ``size`` positions.
+    """Walk the context (or ``[start, end)``) in order, file by file, in pieces of at most ``size`` positions.
 
     A piece ends just after a newline when one lies in its last quarter, so
-    lines are rarely cut. Consecutive pieces share ``overlap`` positions;
-    together they cover the range with no gaps.
+    lines are rarely cut; no piece spans two files. Consecutive pieces of a
+    file share ``overlap`` positions; together they cover the range with no gaps.
     """
     if size <= 0:
         raise ContextAccessError(f"context_chunks size must be positive (got {size}).")
     if overlap < 0 or overlap >= size:
         raise ContextAccessError(f"overlap must be at least 0 and below size {size} (got {overlap}).")
     context = _ctx(ctx)
-    pos, hi = context._clamp(start, len(context) if end is None else end)
-    while pos < hi:
-        cut = min(pos + size, hi)
-        if cut < hi:
-            nl = context._find_newline(max(pos, cut - size // 4), cut, last=True)
-            if nl >= pos:
-                cut = nl + 1
-            else:
-                # No newline near: cut at a character boundary inside the window.
-                cut = max(context._snap(cut, forward=False), pos + 1)
-                cut = context._snap(cut, forward=True) if cut == pos + 1 else cut
-        chunk = context._read(pos, cut)
-        context._record("context_chunks", pos, cut, len(chunk))
-        yield chunk
-        if cut >= hi:
-            break
-        nxt = cut - overlap if overlap else cut
-        nxt = context._snap(nxt, forward=False)
-        pos = nxt if nxt > pos else cut
+    lo, hi = _range(context, start, end)
+    several = len(context._parts) > 1
+    for part, a, b in list(context._parts_in(lo, hi)):
+        pos, stop = part.snap(a, forward=False), part.snap(b, forward=True)
+        while pos < stop:
+            cut = min(pos + size, stop)
+            if cut < stop:
+                nl = part.find_newline(max(pos, cut - size // 4), cut, last=True)
+                if nl >= pos:
+                    cut = nl + 1
+                else:
+                    # No newline near: cut at a character boundary inside the window.
+                    cut = max(part.snap(cut, forward=False), pos + 1)
+                    cut = part.snap(cut, forward=True) if cut == pos + 1 else cut
+            chunk = part.read(pos, cut)
+            context._record("context_chunks", chunk.start, chunk.end, len(chunk),
+                            file=part.file if several else None)
+            yield chunk
+            if cut >= stop:
+                break
+            nxt = part.snap(cut - overlap, forward=False) if overlap else cut
+            pos = nxt if nxt > pos else cut
 
 
 def context_line(ctx: ContextSource, pos: int, max_len: int = 2000) -> Chunk:
     """The whole line holding position ``pos`` (without its newline), at most ``max_len`` positions each side.
 
-    Handy after ``context_search``: ``context_line(ctx, m.start)`` is the log line a hit sits on.
+    Handy after ``context_search``: ``context_line(ctx, m.start)`` is the log line a hit sits on. A line
+    never continues into the next file.
     """
     context = _ctx(ctx)
     pos = min(max(int(pos), 0), len(context))
-    lo = context._find_newline(max(pos - max_len, 0), pos, last=True) + 1 or max(pos - max_len, 0)
-    nl = context._find_newline(pos, min(pos + max_len, len(context)))
-    return context._chunk("context_line", lo, nl if nl >= 0 else pos + max_len)
+    part = context._part_at(pos)
+    local = pos - part.start
+    lo = part.find_newline(max(local - max_len, 0), local, last=True) + 1 or max(local - max_len, 0)
+    nl = part.find_newline(local, min(local + max_len, part.length))
+    hi = nl if nl >= 0 else min(local + max_len, part.length)
+    return context._chunk("context_line", part, part.snap(lo, forward=False), part.snap(hi, forward=True))

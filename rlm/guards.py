@@ -349,6 +349,7 @@ class SubcallRecord:
     cached: bool = False
     dry_run: bool = False
     request_id: str | None = None
+    file: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

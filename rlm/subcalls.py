@@ -103,7 +103,8 @@ def _ask_in(run: Run, kind: str, prompt: str, chunk: object, suffix: str, json_m
         run.record_subcall(SubcallRecord(
             kind=kind, instruction=str(prompt), chunk_start=span[0], chunk_end=span[1],
             chunk_sha256=hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest(),
-            model=run.model, answer=answer, counted_tokens=counted, request_id=request_id, **fields,
+            model=run.model, answer=answer, counted_tokens=counted, request_id=request_id,
+            file=chunk.file if isinstance(chunk, Chunk) else None, **fields,
         ))
         return answer
 

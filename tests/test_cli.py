@@ -216,7 +216,6 @@ def test_compact_prints_one_line(llm: LoopbackServer, cli: Cli) -> None:
     ("args", "message"),
     [
         (["missing.log"], "No such file: missing.log"),
-        (["examples"], "is a directory"),
         ([LOG, "--cost", "-1"], "--cost must be a number above 0"),
         ([LOG, "--cost", "lots"], "--cost must be a number above 0 (got 'lots')"),
         ([LOG, "--timeout", "0"], "--timeout must be a number above 0"),
@@ -401,3 +400,22 @@ def test_report_flag_and_subcommand_write_an_html_report(llm: LoopbackServer, cl
     assert cli(LOG, "--task", "find_errors_in_log", "--trace", str(trace)).code == 0
     assert cli("report", str(trace), "-o", str(tmp_path / "again.html")).code == 0
     assert "<html" in (tmp_path / "again.html").read_text()[:500].lower()
+
+
+def test_several_files_or_a_directory_are_one_context(llm: LoopbackServer, cli: Cli, tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "app.log.1").write_text("ok\nERROR disk full on /var\n")
+    (logs / "app.log").write_text("ok\nok\nERROR disk full on /tmp\n")
+    task = tmp_path / "where.py"
+    task.write_text("from rlm.context_access import context_search\n"
+                    "def where(context):\n"
+                    "    return [[m.file, m.line] for m in context_search(context, 'ERROR', max_hits=10)]\n")
+    by_dir = cli(str(logs), "--task", f"{task}:where").result["result"]
+    assert [(Path(f).name, line) for f, line in by_dir] == [("app.log", 3), ("app.log.1", 2)]
+    by_list = cli(str(logs / "app.log.1"), str(logs / "app.log"), "--task", f"{task}:where").result["result"]
+    assert [Path(f).name for f, _ in by_list] == ["app.log.1", "app.log"]
+    (tmp_path / "empty").mkdir()
+    empty = cli(str(tmp_path / "empty"), "--dry-run")
+    assert empty.code == 2 and "empty directory" in empty.stderr
+    assert cli("-", str(logs), "--dry-run").code == 2

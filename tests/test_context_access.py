@@ -43,7 +43,7 @@ def test_str_is_text_never_a_path(tmp_path: Path) -> None:
 def test_path_is_memory_mapped_not_read(tmp_path: Path) -> None:
     ctx = mapped(tmp_path, TEXT)
     assert ctx.unit == "bytes" and ctx.describe()["mapped"] is True
-    assert ctx._text is None  # nothing was read into a string
+    assert all(part.text is None for part in ctx._parts)  # nothing was read into a string
     assert len(ctx) == len(TEXT.encode())
 
 

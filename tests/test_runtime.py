@@ -42,7 +42,8 @@ def test_results_are_made_json_ready(tmp_path: Path) -> None:
     path = tmp_path / "f.txt"
     path.write_text("a ERROR b\n")
     result = run_task(lambda c: {"matches": context_search(c, "ERROR"), "chunk": context_slice(c, 0, 1)}, path)
-    assert result["result"] == {"matches": [{"start": 2, "end": 7, "line": 1, "text": "ERROR"}], "chunk": "a"}
+    match = {"start": 2, "end": 7, "line": 1, "text": "ERROR", "file": str(path)}
+    assert result["result"] == {"matches": [match], "chunk": "a"}
 
 
 def test_exception_in_task_is_an_error_with_one_line_and_the_traceback_in_the_trace(tmp_path: Path) -> None:
