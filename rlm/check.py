@@ -191,7 +191,8 @@ _SUBCALLS = frozenset({"semantic_subcall", "semantic_subcall_json", "semantic_su
 _CONTEXT_FUNCTIONS = frozenset({"open_context", "context_head", "context_tail", "context_slice", "context_search",
                                 "context_finditer", "context_chunks", "context_line"})
 _API = _SUBCALLS | _CONTEXT_FUNCTIONS | {"parallel_map", "publish", "run_task"}
-_CONTEXT_ATTRIBUTES = frozenset({"name", "path", "unit", "closed", "accesses", "access_count", "describe", "close"})
+_CONTEXT_ATTRIBUTES = frozenset({"name", "path", "unit", "closed", "accesses", "access_count", "describe", "close",
+                                 "files", "file_spans", "skipped", "locate"})
 _RE_STRING_ARG = MappingProxyType({"search": 1, "match": 1, "fullmatch": 1, "finditer": 1, "findall": 1,
                                    "split": 1, "sub": 2, "subn": 2})
 _PATTERN_STRING_ARG = MappingProxyType({"search": 0, "match": 0, "fullmatch": 0, "finditer": 0, "findall": 0,

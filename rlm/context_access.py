@@ -463,6 +463,11 @@ class Context:
         return [p.name for p in self._parts if p.path is not None]
 
     @property
+    def file_spans(self) -> list[tuple[str, int, int]]:
+        """``(file, start, end)`` of each file, in context offsets (empty for text)."""
+        return [(p.name, p.start, p.end) for p in self._parts if p.path is not None]
+
+    @property
     def closed(self) -> bool:
         return self._closed
 

@@ -54,9 +54,9 @@ def test_exception_in_task_is_an_error_with_one_line_and_the_traceback_in_the_tr
 
     result = run_task(broken, "x", GuardConfig(trace_path=str(trace)))
     assert result["status"] == "error"
-    assert result["error"] == "ValueError: bad thing (at tests/test_runtime.py:52 in broken)"
+    assert result["error"] == "ValueError: bad thing (at tests/test_runtime.py:53 in broken)"
     assert "traceback" not in result
-    assert "line 52, in broken" in run_task(broken, "x", include_traceback=True)["traceback"]
+    assert "line 53, in broken" in run_task(broken, "x", include_traceback=True)["traceback"]
     events = [json.loads(line) for line in trace.read_text().splitlines()]
     (err,) = [e for e in events if e["event"] == "error"]
     assert "Traceback" in err["traceback"] and "broken" in err["traceback"]

@@ -1,153 +1,362 @@
-"""Example tasks: a document analysis and a log triage, both bounded and both publishing partial results."""
+"""Example tasks that read the whole input: a log triage and a document analysis.
+
+Code reads every byte (a streaming scan, grouped and counted in Python, with
+flat memory whatever the size); only the model's work is bounded: a fixed
+number of chunks reaches it, chosen by code so that rare and late events and
+the middle and end of a document are not drowned out. Both publish what they
+have as it arrives, so a limit keeps it.
+"""
 
 from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from rlm.context_access import (
+    Chunk,
     Context,
-    context_chunks,
+    Match,
+    context_finditer,
     context_head,
-    context_line,
     context_search,
     context_slice,
     context_tail,
 )
 from rlm.runtime import publish
-from rlm.subcalls import parallel_map, semantic_subcall, semantic_subcall_choice, semantic_subcall_json
+from rlm.subcalls import parallel_map, semantic_subcall, semantic_subcall_json
 
-# Rule 3: every iteration is bounded.
-MAX_SIGNAL_HITS = 40
-MAX_KEY_POINT_WINDOWS = 5
-MAX_KEY_POINTS = 8
-WINDOW_RADIUS = 300
-SAME_EVENT_LINES = 3  # a hit this close below an event's line (a stack trace) belongs to that event
-MAX_LOG_HITS = 200
-MAX_CLASSIFIED = 15
+# Rule 3: the model's work is bounded, whatever the input's size.
+MAX_TOP_SIGNATURES = 8  # the most frequent kinds of problem ...
+MAX_RECENT_SIGNATURES = 4  # ... and the newest ones, so that a new failure late in the log is seen
+MAX_SIGNATURES = 5000  # distinct signatures tracked; beyond that, lines are counted as "other" (flat memory)
+MAX_EXAMPLES = 3
+SAME_EVENT_LINES = 3  # a continuation line (a stack trace) this close below an event belongs to it
+WINDOW_BEFORE, WINDOW_AFTER = 300, 700
+MAX_DOCUMENT_WINDOWS = 8
+DOCUMENT_WINDOW = 2400
+MAX_HEADINGS = 2000
+MAX_CLAIMS_PER_WINDOW = 3
+MAX_LINE_TEXT = 500
 
-SIGNALS = (
-    r"(?i)\b(in conclusion|in summary|to summarize|conclusion|we find|we found|results? show|"
-    r"key finding|importantly|therefore|as a result|this means|demonstrates?|shows? that)\b"
-)
-LOG_PROBLEMS = r"(?i)\b(error|exception|fatal|critical|traceback|panic)\b"
+# A whole line holding a problem word; it cannot cross a newline, so RE2 scans it in linear time.
+LOG_PROBLEM_LINES = r"(?i)[^\n]*\b(?:error|exception|fatal|critical|traceback|panic)\b[^\n]*"
 SEVERITIES = ["critical", "error", "warning", "info"]
 CONFIDENCE = {"high", "medium", "low"}
 
+_CONTINUATION = re.compile(r"^(?:\s|Traceback\b|Caused by\b|During handling\b|[\w.$]*(?:Error|Exception)\b)")
+_TIMESTAMP = re.compile(
+    r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?\b"
+    r"|\b\d{2}:\d{2}:\d{2}(?:[.,]\d+)?\b"
+    r"|\b(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun|Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]* +\d{1,2}\b")
+_MASKS = [
+    (re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"), "<uuid>"),
+    (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"), "<ip>"),
+    (re.compile(r"\b(?:[0-9a-fA-F]{1,4}:){3,7}[0-9a-fA-F]{1,4}\b"), "<ip>"),
+    (re.compile(r"\b0x[0-9a-fA-F]+\b|\b(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{8,}\b"), "<hex>"),
+    (re.compile(r"(?:[A-Za-z]:)?(?:[\\/][\w.@%+~-]+){2,}[\\/]?"), "<path>"),
+    (re.compile(r"\"[^\"\n]*\"|'[^'\n]*'|`[^`\n]*`"), "<str>"),
+    (re.compile(r"(?<![A-Za-z])\d+(?:[.,]\d+)*"), "<n>"),
+]
+_SPACES = re.compile(r"\s+")
 
-def _title(context: Context) -> str:
-    """The first non-empty line of the document, without Markdown heading marks."""
+
+def _signature(line: str) -> str:
+    """A log line with what varies between occurrences masked: timestamps, ids, IPs, paths, quotes, numbers."""
+    text = _TIMESTAMP.sub("", line)
+    for pattern, mask in _MASKS:
+        text = pattern.sub(mask, text)
+    return _SPACES.sub(" ", text).strip()[:300]
+
+
+@dataclass
+class _Where:
+    file: str | None
+    line: int
+    start: int
+    end: int
+    text: str
+
+    def cite(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line}
+
+    def example(self) -> dict[str, Any]:
+        return {"text": self.text, "file": self.file, "line": self.line, "span": [self.start, self.end]}
+
+
+@dataclass
+class _Signature:
+    text: str
+    first: _Where
+    last: _Where
+    count: int = 0
+    examples: list[_Where] = field(default_factory=list)
+
+
+def _problem_lines(context: Context) -> Iterator[tuple[Match, int, bool]]:
+    """Every problem line of the log, in order, with its line number and whether it starts an event.
+
+    A continuation line (a stack trace under an error) close below the previous problem line is part of
+    that event, not an event of its own.
+    """
+    last_line, last_file = -(10**9), None
+    for m in context_finditer(context, LOG_PROBLEM_LINES):
+        line, file = m.line, m.file
+        near = file == last_file and line - last_line <= SAME_EVENT_LINES
+        continues = near and bool(_CONTINUATION.match(str(m.text)))
+        last_line, last_file = line, file
+        yield m, line, not continues
+
+
+def find_errors_in_log(context: Context) -> dict[str, Any]:
+    """Every problem in a log, grouped by kind and counted exactly; the frequent and the newest kinds explained."""
+    # ===== PHASE 1: code reads every line (streaming, flat memory); no LLM =====
+    signatures: dict[str, _Signature] = {}
+    cache: dict[str, str] = {}  # message (after its timestamp) -> signature: logs repeat themselves
+    problem_lines = events = other = 0
+    for m, line, starts_event in _problem_lines(context):
+        problem_lines += 1
+        if not starts_event:
+            continue
+        events += 1
+        text = str(m.text)
+        body = _TIMESTAMP.sub("", text, count=1)
+        sig = cache.get(body)
+        if sig is None:
+            if len(cache) > 50_000:
+                cache.clear()
+            sig = cache[body] = _signature(text)
+        where = _Where(m.file, line, m.start, m.end, text[:MAX_LINE_TEXT])
+        entry = signatures.get(sig)
+        if entry is None:
+            if len(signatures) >= MAX_SIGNATURES:
+                other += 1
+                continue
+            entry = signatures[sig] = _Signature(sig, where, where)
+        entry.count += 1
+        entry.last = where
+        if len(entry.examples) < MAX_EXAMPLES:
+            entry.examples.append(where)
+    ordered = sorted(signatures.values(), key=lambda s: (-s.count, s.first.start))
+    findings: list[dict[str, Any]] = publish("findings", [])
+    by_signature: dict[str, dict[str, Any]] = {}
+    for kind in ordered:
+        finding = {"signature": kind.text, "count": kind.count, "first_line": kind.first.cite(),
+                   "last_line": kind.last.cite(), "example": kind.examples[0].example(),
+                   "examples": [w.example() for w in kind.examples], "severity": None, "summary": None}
+        findings.append(finding)
+        by_signature[kind.text] = finding
+    # The most frequent kinds, and the kinds that appeared last (a new failure is rare by nature).
+    chosen = ordered[:MAX_TOP_SIGNATURES]
+    newest = sorted(ordered[MAX_TOP_SIGNATURES:], key=lambda s: -s.first.start)[:MAX_RECENT_SIGNATURES]
+    chosen += newest
+
+    # ===== PHASE 2: the model explains a bounded number of kinds, in parallel =====
+    def classify(sig: _Signature) -> bool:
+        example = sig.examples[0]
+        window = context_slice(context, example.start - WINDOW_BEFORE, example.end + WINDOW_AFTER)
+        answer = semantic_subcall_json(
+            f"This log excerpt contains a problem that occurred {sig.count} times, first as: "
+            f"{example.text[:300]!r}. How severe is it, and what went wrong? Answer as "
+            '{"severity": "critical|error|warning|info", "summary": "<one short sentence>"}.',
+            window,
+            default={},
+        )
+        severity = str(answer.get("severity", "")).strip().lower() if isinstance(answer, dict) else ""
+        summary = str(answer.get("summary", "")).strip() if isinstance(answer, dict) else ""
+        finding = by_signature[sig.text]
+        if severity not in SEVERITIES or not summary:
+            return False  # the model's answer did not read: left unclassified rather than guessed
+        # Python's fields stay as they are; only the model's two fields are filled in.
+        finding.update(severity=severity, summary=summary[:300], window=[window.start, window.end])
+        return True
+
+    answered = parallel_map(classify, chosen)
+
+    # ===== AGGREGATION (Python) =====
+    classified = sum(answered)
+    return {
+        "findings": findings,
+        "count": len(findings),
+        "by_severity": dict(Counter(f["severity"] for f in findings if f["severity"] is not None)),
+        "metadata": {
+            "bytes_scanned": len(context),
+            "files": max(len(context.files), 1),
+            "problem_lines": problem_lines,
+            "events": events,
+            "signatures": len(signatures),
+            "other_lines": other,
+            "classified": classified,
+            "unclassified": len(findings) - classified,
+        },
+    }
+
+
+# -- the document ------------------------------------------------------------------
+
+HEADINGS = (
+    r"(?m)^(?:#{1,6}[ \t]+\S[^\n]*"  # Markdown
+    r"|\d+(?:\.\d+)*\.?[ \t]+[A-Z][^\n]{0,80}"  # 1. Introduction, 2.3 Results
+    r"|[A-Z][A-Z0-9 ,:&'()-]{3,80})$"  # ALL CAPS
+    r"|^[^\n]{3,80}\n(?:=+|-+)[ \t]*$"  # underlined
+)
+
+
+@dataclass(frozen=True)
+class _Section:
+    heading: str
+    level: int
+    start: int
+    end: int
+
+
+def _sections(context: Context) -> list[_Section]:
+    """The document's structure, found by code: headings and the spans they head."""
+    heads: list[Match] = context_search(context, HEADINGS, max_hits=MAX_HEADINGS)
+    found: list[tuple[str, int, int]] = []
+    for m in heads:
+        raw = str(m.text).split("\n")[0].strip()
+        if raw.startswith("#"):
+            level = len(raw) - len(raw.lstrip("#"))
+        else:
+            level = raw.split()[0].rstrip(".").count(".") + 1 if raw[:1].isdigit() else 1
+        title = raw.lstrip("#").strip()
+        if title:
+            found.append((title[:200], min(level, 6), m.start))
+    # Each file of a many-file context starts a section; so does what comes before the first heading.
+    starts = {start for _, start, _ in context.file_spans} | {0}
+    found += [("", 0, start) for start in starts if all(start != f[2] for f in found)]
+    found.sort(key=lambda f: f[2])
+    sections = []
+    for i, (title, level, start) in enumerate(found):
+        end = found[i + 1][2] if i + 1 < len(found) else len(context)
+        if end > start:
+            sections.append(_Section(title, level, start, end))
+    return sections
+
+
+def _windows(context: Context, sections: list[_Section]) -> list[tuple[_Section, int, int]]:
+    """Up to MAX_DOCUMENT_WINDOWS windows spread over the whole length: the beginning, the middle and the end.
+
+    Each is centred on evenly spaced positions and kept inside the section there, so a window never mixes
+    two sections; a short document gets one window per section.
+    """
+    length = len(context)
+    if not length:
+        return []
+    if len(sections) <= MAX_DOCUMENT_WINDOWS and all(s.end - s.start <= DOCUMENT_WINDOW for s in sections):
+        return [(s, s.start, s.end) for s in sections]
+    count = MAX_DOCUMENT_WINDOWS
+    windows: list[tuple[_Section, int, int]] = []
+    for i in range(count):
+        target = round(i * max(length - 1, 0) / (count - 1))
+        section = next(s for s in sections if s.start <= target < s.end)
+        latest = max(section.end - DOCUMENT_WINDOW, section.start)
+        start = min(max(target - DOCUMENT_WINDOW // 2, section.start), latest)
+        end = min(start + DOCUMENT_WINDOW, section.end)
+        if windows and start < windows[-1][2]:
+            start = windows[-1][2]  # no two windows read the same text
+        if end > start:
+            windows.append((section, start, end))
+    return windows
+
+
+def _title(context: Context, sections: list[_Section]) -> str:
+    titled = next((s.heading for s in sections if s.heading), "")
+    if titled:
+        return titled
     for line in context_head(context, 2000).splitlines():
-        cleaned = line.strip().lstrip("#").strip()
-        if cleaned:
-            return cleaned[:200]
+        if line.strip():
+            return line.strip()[:200]
     return ""
 
 
-def _merge_windows(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Merge overlapping spans, so overlapping hits yield one window (and one claim), not several."""
-    merged: list[tuple[int, int]] = []
-    for start, end in sorted(spans):
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
-        else:
-            merged.append((start, end))
-    return merged
-
-
-def _claim_key(claim: str) -> str:
-    return " ".join(re.findall(r"\w+", claim.lower()))
-
-
 def analyze_document(context: Context) -> dict[str, Any]:
-    """Title, key claims with confidence, and the conclusion of a document."""
-    # ===== PHASE 1: Programmatic narrowing (no LLM) =====
+    """Title, structure, key claims citing their spans (from the beginning, the middle and the end), conclusion."""
+    # ===== PHASE 1: code finds the structure and spreads windows over the whole length; no LLM =====
+    sections = _sections(context)
+    windows = _windows(context, sections)
     key_points: list[dict[str, Any]] = []
-    analysis: dict[str, Any] = publish("analysis", {"title": _title(context), "key_points": key_points,
-                                                    "conclusion": None})
-    hits = context_search(context, SIGNALS, max_hits=MAX_SIGNAL_HITS)
-    windows = _merge_windows([(m.start - WINDOW_RADIUS, m.end + WINDOW_RADIUS) for m in hits])
-    chunks = [context_slice(context, a, b) for a, b in windows[:MAX_KEY_POINT_WINDOWS]]
-    if not chunks:  # no signal phrases: read the opening instead
-        chunks = [c for _, c in zip(range(MAX_KEY_POINT_WINDOWS), context_chunks(context, 2 * WINDOW_RADIUS))]
-
-    # ===== PHASE 2: Semantic interpretation (bounded chunks, depth 1) =====
+    analysis: dict[str, Any] = publish("analysis", {"title": _title(context, sections), "key_points": key_points,
+                                                    "conclusion": None, "conclusion_span": None})
     seen: set[str] = set()
-    for chunk in chunks:
+
+    # ===== PHASE 2: the model reads each window (bounded, in parallel); Python checks every quote =====
+    def read(window: tuple[_Section, int, int]) -> int:
+        section, start, end = window
+        chunk = context_slice(context, start, end)
         answer = semantic_subcall_json(
-            "List the key claims this excerpt makes (at most 3) as "
-            '{"claims": [{"claim": "<one sentence>", "confidence": "high|medium|low"}]}.',
+            f"List the key claims this excerpt makes (at most {MAX_CLAIMS_PER_WINDOW}) as "
+            '{"claims": [{"claim": "<one sentence>", "quote": "<the exact words of the excerpt it rests on>", '
+            '"confidence": "high|medium|low"}]}.',
             chunk,
             default={"claims": []},
         )
         claims = answer.get("claims") if isinstance(answer, dict) else answer
-        for point in claims if isinstance(claims, list) else []:
+        added = 0
+        for point in (claims if isinstance(claims, list) else [])[:MAX_CLAIMS_PER_WINDOW]:
             claim = str(point.get("claim", "")).strip() if isinstance(point, dict) else ""
-            if not claim or _claim_key(claim) in seen or len(key_points) >= MAX_KEY_POINTS:
+            key = " ".join(re.findall(r"\w+", claim.lower()))
+            if not claim or key in seen:
                 continue
-            seen.add(_claim_key(claim))  # overlapping windows must not repeat a claim
+            seen.add(key)
+            quote = str(point.get("quote", "")).strip()
+            span = _cite(chunk, quote) or _cite(chunk, claim)
             confidence = str(point.get("confidence", "")).lower()
             key_points.append({
                 "claim": claim,
                 "confidence": confidence if confidence in CONFIDENCE else "low",
-                "span": [chunk.start, chunk.end],
+                "span": list(span) if span else [chunk.start, chunk.end],
+                "verified": span is not None,  # the quote was found in the text the model read
+                "section": section.heading,
+                "file": chunk.file,
             })
-    ending = context_tail(context, 2 * WINDOW_RADIUS)
+            added += 1
+        return added
+
+    parallel_map(read, windows)
+    ending = _conclusion_window(context, sections)
     if ending.strip():
         analysis["conclusion"] = semantic_subcall("State the document's conclusion in one sentence.", ending).strip()
+        analysis["conclusion_span"] = [ending.start, ending.end]
 
     # ===== AGGREGATION (Python) =====
+    key_points.sort(key=lambda p: p["span"][0])
+    length = len(context) or 1
+    read_spans = [(s, e) for _, s, e in windows]
     return {
         "analysis": analysis,
-        "metadata": {"signal_hits": len(hits), "chunks_examined": len(chunks), "conclusion_span": list(ending.span)},
-    }
-
-
-def find_errors_in_log(context: Context) -> dict[str, Any]:
-    """Error and exception lines of a log, each classified by severity and summarised."""
-    # ===== PHASE 1: Programmatic narrowing (no LLM) =====
-    matches = context_search(context, LOG_PROBLEMS, max_hits=MAX_LOG_HITS)
-    events: list[dict[str, Any]] = []
-    for m in matches:
-        line_no = m.line
-        if events and line_no <= events[-1]["related_lines"][-1] + SAME_EVENT_LINES:
-            if line_no not in events[-1]["related_lines"]:  # a stack trace line of the same event
-                events[-1]["related_lines"].append(line_no)
-            continue
-        line = context_line(context, m.start)
-        events.append({"line": line_no, "related_lines": [line_no], "start": line.start, "end": line.end,
-                       "text": str(line)[:500], "match": str(m.text)})
-    findings = publish("findings", [])
-
-    # ===== PHASE 2: Semantic interpretation, in parallel =====
-    def classify(event: dict[str, Any]) -> dict[str, Any]:
-        window = context_slice(context, event["start"] - 200, event["end"] + 400)
-        severity = semantic_subcall_choice(
-            f"How severe is this log event: {event['text'][:300]!r}? Use the surrounding lines as context.",
-            window,
-            choices=SEVERITIES,
-            default="error",
-        )
-        summary = semantic_subcall(f"In one short sentence, what went wrong in: {event['text'][:300]!r}?", window)
-        # Python's fields are written last: a model answer can never overwrite them.
-        finding = {"severity": severity, "summary": summary.strip()[:300], **event,
-                   "window": [window.start, window.end]}
-        findings.append(finding)
-        return finding
-
-    classified = parallel_map(classify, events[:MAX_CLASSIFIED])
-
-    # ===== AGGREGATION (Python) =====
-    classified.sort(key=lambda f: f["line"])
-    return {
-        "findings": classified,
-        "count": len(classified),
-        "by_severity": dict(Counter(f["severity"] for f in classified)),
+        "sections": [{"heading": s.heading, "level": s.level, "span": [s.start, s.end]} for s in sections[:200]],
         "metadata": {
-            "matches_examined": len(matches),
-            "events": len(events),
-            "unclassified_events": max(len(events) - MAX_CLASSIFIED, 0),
-            "search_stopped_at_max_hits": len(matches) == MAX_LOG_HITS,
+            "bytes": len(context),
+            "sections": len(sections),
+            "windows": [list(w) for w in read_spans],
+            "coverage": {
+                "beginning": any(s < length / 3 for s, _ in read_spans),
+                "middle": any(e > length / 3 and s < 2 * length / 3 for s, e in read_spans),
+                "end": any(e > 2 * length / 3 for _, e in read_spans),
+            },
         },
     }
+
+
+def _cite(chunk: Chunk, quote: str) -> tuple[int, int] | None:
+    """The context span of ``quote`` in the chunk, ignoring differences of whitespace; None if it is not there."""
+    if len(quote) < 8:
+        return None
+    span = chunk.span_of(quote)
+    if span is not None:
+        return span
+    words = quote.split()
+    pattern = r"\s+".join(map(re.escape, words))
+    found = re.search(pattern, chunk)
+    return (chunk.offset_of(found.start()), chunk.offset_of(found.end())) if found else None
+
+
+def _conclusion_window(context: Context, sections: list[_Section]) -> Chunk:
+    for section in reversed(sections):
+        if re.search(r"(?i)conclu|summary|discussion|outlook", section.heading):
+            return context_slice(context, section.start, min(section.end, section.start + DOCUMENT_WINDOW))
+    return context_tail(context, DOCUMENT_WINDOW // 4)
