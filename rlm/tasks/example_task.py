@@ -158,8 +158,8 @@ def find_errors_in_log(context: Context) -> dict[str, Any]:
         example = sig.examples[0]
         window = context_slice(context, example.start - WINDOW_BEFORE, example.end + WINDOW_AFTER)
         answer = semantic_subcall_json(
-            f"This log excerpt contains a problem that occurred {sig.count} times, first as: "
-            f"{example.text[:300]!r}. How severe is it, and what went wrong? Answer as "
+            f"This log excerpt holds a problem that occurred {sig.count} times; its line is:\n"
+            f"{example.text[:300]}\nHow severe is it, and what went wrong? Answer as "
             '{"severity": "critical|error|warning|info", "summary": "<one short sentence>"}.',
             window,
             default={},
@@ -195,6 +195,12 @@ def find_errors_in_log(context: Context) -> dict[str, Any]:
 
 
 # -- the document ------------------------------------------------------------------
+
+# Phrases that introduce a claim or a finding; code finds every one, the model reads a bounded few.
+SIGNALS = (
+    r"(?i)\b(?:in conclusion|in summary|to summarize|we find|we found|results? show|key finding|importantly|"
+    r"therefore|as a result|this means|demonstrates?|shows? that|suggests? that|concluded?)\b"
+)
 
 HEADINGS = (
     r"(?m)^(?:#{1,6}[ \t]+\S[^\n]*"  # Markdown
@@ -237,11 +243,23 @@ def _sections(context: Context) -> list[_Section]:
     return sections
 
 
+def _signal_per_region(context: Context, regions: int) -> list[int | None]:
+    """For each of ``regions`` equal parts of the document, where its first signal phrase is (every byte read)."""
+    length = len(context) or 1
+    found: list[int | None] = [None] * regions
+    for m in context_finditer(context, SIGNALS):
+        region = min(m.start * regions // length, regions - 1)
+        if found[region] is None:
+            found[region] = m.start
+    return found
+
+
 def _windows(context: Context, sections: list[_Section]) -> list[tuple[_Section, int, int]]:
     """Up to MAX_DOCUMENT_WINDOWS windows spread over the whole length: the beginning, the middle and the end.
 
-    Each is centred on evenly spaced positions and kept inside the section there, so a window never mixes
-    two sections; a short document gets one window per section.
+    The document is cut into that many equal regions; each region's window is centred on its first signal
+    phrase (a claim is likely there), or on its middle when it has none, and kept inside the section there,
+    so a window never mixes two sections. A short document gets one window per section.
     """
     length = len(context)
     if not length:
@@ -250,11 +268,11 @@ def _windows(context: Context, sections: list[_Section]) -> list[tuple[_Section,
         return [(s, s.start, s.end) for s in sections]
     count = MAX_DOCUMENT_WINDOWS
     windows: list[tuple[_Section, int, int]] = []
-    for i in range(count):
-        target = round(i * max(length - 1, 0) / (count - 1))
+    for region, signal in enumerate(_signal_per_region(context, count)):
+        target = signal if signal is not None else (2 * region + 1) * length // (2 * count)
         section = next(s for s in sections if s.start <= target < s.end)
         latest = max(section.end - DOCUMENT_WINDOW, section.start)
-        start = min(max(target - DOCUMENT_WINDOW // 2, section.start), latest)
+        start = min(max(target - DOCUMENT_WINDOW // 3, section.start), latest)
         end = min(start + DOCUMENT_WINDOW, section.end)
         if windows and start < windows[-1][2]:
             start = windows[-1][2]  # no two windows read the same text
