@@ -38,6 +38,7 @@ from rlm.guards import GuardConfig, current_run, init_guards
 from rlm.runtime import TaskBuilder, publish, run_task
 from rlm.subcalls import (
     parallel_map,
+    remaining_budget,
     semantic_subcall,
     semantic_subcall_bool,
     semantic_subcall_choice,
@@ -66,6 +67,7 @@ __all__ = [
     "semantic_subcall_bool",
     "semantic_subcall_choice",
     "parallel_map",
+    "remaining_budget",
     "run_task",
     "TaskBuilder",
     "publish",

@@ -8,6 +8,7 @@ traceback (``--debug`` or ``RLM_DEBUG=1`` adds the task's traceback).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -27,7 +28,7 @@ from rlm.guards import GuardConfig, Run
 from rlm.pricing import format_usd
 from rlm.runtime import run_task
 from rlm.tasks import BUILTIN, TaskInfo, discover_tasks, load_task
-from rlm.trace import redact
+from rlm.trace import RunRecord, read_runs, redact
 
 __all__ = ["main", "EXIT_COMPLETED", "EXIT_ERROR", "EXIT_USAGE", "EXIT_PARTIAL"]
 
@@ -111,6 +112,11 @@ def _parser() -> _Parser:
                    help="check a task file against the four rules without running it, and exit (as `rlm check`)")
     p.add_argument("--strict", action="store_true", help="refuse to run a task the checker finds problems in")
     p.add_argument("--report", metavar="PATH.html", help="write a self-contained HTML audit report of the run here")
+    p.add_argument("--resume", metavar="TRACE.jsonl",
+                   help="continue a halted run from its trace: the same task and input (refused if either "
+                        "changed); answered calls replay from the cache at $0, only the rest are paid for")
+    p.add_argument("--confirm-above", type=_number("--confirm-above", float), metavar="USD",
+                   help="preview first; if the worst case is above USD, ask before running (refuse off a terminal)")
     return p
 
 
@@ -279,6 +285,8 @@ def _main(argv: Sequence[str] | None) -> int:
     params = dict(args.param)
     _check_params(task, params)
     _check_rules(task, strict=args.strict)
+    if args.resume is not None:
+        _resume_from(args, task)
     scratch_trace: Path | None = None
     if args.report and not args.trace:  # the report is drawn from a trace: keep one for this run only
         fd, name = tempfile.mkstemp(prefix="rlm-trace-", suffix=".jsonl")
@@ -299,6 +307,10 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         for path in paths:
             _check_file(path, args.allow_binary)
+        if args.trace and not args.resume:
+            _warn_if_changed(Path(args.trace), task, source)
+        if args.confirm_above is not None and not config.dry_run:
+            _confirm(task, source, config, params, args.confirm_above)
         progress = _Progress(sys.stderr) if sys.stderr.isatty() else None
 
         def work(checkpoint: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
@@ -332,6 +344,78 @@ def _main(argv: Sequence[str] | None) -> int:
               "(partial). "
               "Raise --cost, or narrow the task.", file=sys.stderr)
     return _EXIT_BY_STATUS.get(result["status"], EXIT_ERROR)
+
+
+def _halted_run(trace: Path, task: TaskInfo) -> RunRecord | None:
+    """The last run of ``task`` in ``trace`` that a limit halted (or that never ended), if any."""
+    try:
+        runs = read_runs(trace)
+    except OSError:
+        return None
+    mine = [r for r in runs if r.task == getattr(task.function, "__qualname__", task.name)]
+    return mine[-1] if mine and mine[-1].status in ("partial", None) else None
+
+
+def _changes(halted: RunRecord, task: TaskInfo, source: Path | list[Path]) -> list[str]:
+    """What differs between a halted run and this one: the task's source, the input."""
+    from rlm.context_access import open_context
+    from rlm.runtime import task_source_sha256
+
+    changed = []
+    before = halted.start.get("task_source_sha256")
+    if before and before != task_source_sha256(task.function):
+        changed.append("the task's source")
+    with open_context(source) as ctx:
+        if halted.start.get("input_fingerprint") not in (None, ctx.fingerprint()):
+            changed.append("the input")
+    return changed
+
+
+def _resume_from(args: argparse.Namespace, task: TaskInfo) -> None:
+    trace = Path(args.resume)
+    if not trace.is_file():
+        _fail(f"No trace at {trace} to resume from; pass the --trace file of the halted run.")
+    if args.no_cache or args.dry_run:
+        _fail("--resume replays answered calls from the response cache: drop --no-cache / --dry-run.")
+    halted = _halted_run(trace, task)
+    if halted is None:
+        _fail(f"{trace} holds no halted run of task {task.name} to resume.")
+    changed = _changes(halted, task, [Path(f) for f in args.file] if len(args.file) > 1 else Path(args.file[0]))
+    if changed:
+        _fail(f"Refusing to resume run {halted.run_id}: {' and '.join(changed)} changed since it ran. "
+              "Run without --resume to start afresh (unchanged calls still replay from the cache).")
+    if not args.trace:
+        args.trace = str(trace)  # the resumed run continues the same trail
+    print(f"{_prog()}: resuming run {halted.run_id}: answered calls replay from the cache at $0", file=sys.stderr)
+
+
+def _warn_if_changed(trace: Path, task: TaskInfo, source: Path | list[Path]) -> None:
+    halted = _halted_run(trace, task) if trace.is_file() else None
+    if halted is None:
+        return
+    changed = _changes(halted, task, source)
+    if changed:
+        print(f"{_prog()}: warning: {' and '.join(changed)} changed since run {halted.run_id} was halted; "
+              "only calls that are exactly the same replay from the cache.", file=sys.stderr)
+
+
+def _confirm(task: TaskInfo, source: Path | list[Path], config: GuardConfig, params: dict[str, Any],
+             threshold: float) -> None:
+    """A dry run first; above ``threshold`` dollars of worst case, ask on a terminal (refuse elsewhere)."""
+    preview = run_task(task.function, source, dataclasses.replace(config, dry_run=True, cache=False, trace_path=None),
+                       params=params)
+    dry = (preview.get("budget_summary") or {}).get("dry_run") or {}
+    worst = float(dry.get("worst_case_cost_usd", 0.0))
+    if worst <= threshold:
+        return
+    question = (f"The worst case of this run is {format_usd(worst)} for {dry.get('subcalls')} subcalls, above "
+                f"--confirm-above {format_usd(threshold)} (the budget is {format_usd(config.max_cost or 0)}).")
+    if not sys.stdin.isatty():
+        _fail(question + " Not on a terminal, so not running; raise --confirm-above to go ahead.")
+    sys.stderr.write(question + " Run it? [y/N] ")
+    sys.stderr.flush()
+    if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+        _fail("Not confirmed; nothing was spent.")
 
 
 def _write_report(trace: Path, out: Path) -> None:

@@ -51,6 +51,7 @@ __all__ = [
     "Ledger",
     "Run",
     "Admission",
+    "RemainingBudget",
     "Settlement",
     "SubcallRecord",
     "init_guards",
@@ -353,6 +354,18 @@ class SubcallRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class RemainingBudget:
+    """What is left of a run: dollars, seconds, and how many worst-case calls of a given size still fit.
+
+    ``calls`` is None when the run's price is not known yet (a server's model not looked up).
+    """
+
+    usd: float
+    seconds: float
+    calls: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class Admission:
     """A ticket for one admitted attempt: what was reserved for it. Settled exactly once."""
 
@@ -639,6 +652,17 @@ class Run:
         self.ledger.keep(reserved)
         return Settlement(reserved, admission.counted_tokens, cap, "kept")
 
+    def remaining(self, request_tokens: int) -> RemainingBudget:
+        """What is left, and how many calls of ``request_tokens`` (an upper bound) fit at their worst case."""
+        left = self.ledger.remaining()
+        calls = None
+        if self.pricing is not None:
+            worst = self.worst_case(request_tokens)
+            calls = int(left // worst) if worst > 0 else None
+            if self._halted is not None:
+                calls = 0
+        return RemainingBudget(float(left), max(self.remaining_seconds(), 0.0), calls)
+
     def wait_before_retry(self, delay: float, problem: str) -> None:
         """Sleep before a retry, or stop the run if the wait would pass the deadline."""
         if delay >= self.remaining_seconds():
@@ -779,7 +803,8 @@ class Run:
             "guard_trips": list(c.guard_trips),
         }
         if self.config.cache:
-            summary["cache"] = {"hits": c.cache_hits, "misses": c.cache_misses, "saved_usd": float(c.cache_saved)}
+            summary["cache"] = {"hits": c.cache_hits, "misses": c.cache_misses, "saved_usd": float(c.cache_saved),
+                                "replayed_calls": c.cache_hits, "new_calls": c.calls}
         if self.config.dry_run:
             summary["dry_run"] = {
                 "subcalls": c.dry_run_calls,

@@ -29,7 +29,7 @@ from rlm.errors import CostLimitError, GuardError, RLMError, RuntimeLimitError, 
 from rlm.guards import GuardConfig, Run, current_run
 from rlm.trace import redact
 
-__all__ = ["run_task", "TaskBuilder", "publish", "bind_params", "TaskFn"]
+__all__ = ["run_task", "TaskBuilder", "publish", "bind_params", "task_source_sha256", "TaskFn"]
 
 TaskFn = Callable[[Context], Any]
 V = TypeVar("V")
@@ -120,6 +120,19 @@ def _where(exc: BaseException) -> str:
     return ""
 
 
+def task_source_sha256(task_fn: Callable[..., Any]) -> str | None:
+    """The SHA-256 of the source of the module that defines the task (None when Python cannot read it)."""
+    import hashlib
+
+    target = inspect.unwrap(getattr(task_fn, "func", task_fn))  # functools.partial too
+    try:
+        module = inspect.getmodule(target)
+        source = inspect.getsource(module) if module is not None else inspect.getsource(target)
+    except (OSError, TypeError):
+        return None
+    return hashlib.sha256(source.encode("utf-8", errors="surrogatepass")).hexdigest()
+
+
 def bind_params(task_fn: Callable[..., Any], params: Mapping[str, Any]) -> None:
     """Check that ``params`` are exactly what ``task_fn`` takes after the context; TaskError naming its signature."""
     try:
@@ -190,7 +203,8 @@ def run_task(
     except RLMError as exc:
         run.emit("run_start", task=name, config=config.public_dict(), depth=run.depth)
         return _finish(run, ctx, owns_context, "error", None, _one_line(exc))
-    run.emit("run_start", task=name, config=config.public_dict(), context=ctx.describe(), depth=run.depth)
+    run.emit("run_start", task=name, config=config.public_dict(), context=ctx.describe(), depth=run.depth,
+             task_source_sha256=task_source_sha256(task_fn), input_fingerprint=ctx.fingerprint())
     if run.listener is not None:
         run.listener("started")
 

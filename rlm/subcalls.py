@@ -30,7 +30,7 @@ from rlm._transport import Transport, is_openai
 from rlm.cache import CachedAnswer, ResponseCache, cache_key
 from rlm.context_access import Chunk, Context
 from rlm.errors import ConfigError, ContextAccessError, GuardError, SubcallError, SubcallParseError
-from rlm.guards import GuardConfig, Run, Settlement, SubcallRecord, current_run, subcall_scope
+from rlm.guards import GuardConfig, RemainingBudget, Run, Settlement, SubcallRecord, current_run, subcall_scope
 from rlm.tokens import count_request_tokens
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "semantic_subcall_bool",
     "semantic_subcall_choice",
     "parallel_map",
+    "remaining_budget",
     "parse_json",
     "parse_bool",
     "parse_choice",
@@ -243,6 +244,21 @@ def _failure_message(run: Run, transport: Transport, report: AttemptReport, retr
         return (f"The model API has no model {run.model!r} (404).{served} "
                 "Check --model / RLM_MODEL and OPENAI_BASE_URL.")
     return f"The model API rejected the request ({report.problem or f'HTTP {status}'})."
+
+
+def remaining_budget(chunk_size: int = 3000, instruction: str = "") -> RemainingBudget:
+    """What is left of the current run: USD, seconds, and how many more subcalls of a chunk of
+    ``chunk_size`` bytes (with ``instruction``) fit at their worst case, so a task can shrink its plan
+    before a limit stops it. Outside any run: what a fresh default run would allow.
+    """
+    run = current_run()
+    if run is None:
+        with Run(GuardConfig(), task="remaining_budget"):
+            return remaining_budget(chunk_size, instruction)
+    messages = _messages(instruction, "x" * max(int(chunk_size), 0), _JSON_SUFFIX)
+    # A chunk of n bytes counts at most n tokens, whatever the tokenizer: the byte count is the bound here.
+    bound = count_request_tokens(None, messages, json_mode=True).tokens
+    return run.remaining(bound)
 
 
 # -- the four subcalls ---------------------------------------------------------

@@ -13,12 +13,13 @@ import re
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from rlm.errors import ConfigError
 
-__all__ = ["TraceWriter", "redact", "secret_values"]
+__all__ = ["TraceWriter", "RunRecord", "read_runs", "redact", "secret_values"]
 
 _SECRET_ENV = ("OPENAI_API_KEY", "OPENAI_ADMIN_KEY")
 # Anything shaped like an OpenAI key, even one we were never told about.
@@ -81,3 +82,43 @@ class TraceWriter:
             if self._file is not None:
                 self._file.close()
                 self._file = None
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run as a trace recorded it: its start and (unless the process was killed) its end."""
+
+    run_id: str
+    start: dict[str, Any]
+    end: dict[str, Any] | None
+
+    @property
+    def task(self) -> str | None:
+        value = self.start.get("task")
+        return value if isinstance(value, str) else None
+
+    @property
+    def status(self) -> str | None:
+        return None if self.end is None else self.end.get("status")
+
+
+def read_runs(path: str | os.PathLike[str]) -> list[RunRecord]:
+    """The top-level runs of a JSONL trace, in order (unreadable lines are skipped)."""
+    starts: dict[str, dict[str, Any]] = {}
+    ends: dict[str, dict[str, Any]] = {}
+    order: list[str] = []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(event, dict) or not isinstance(event.get("run_id"), str):
+                continue
+            run_id = event["run_id"]
+            if event.get("event") == "run_start" and event.get("depth", 0) == 0 and run_id not in starts:
+                starts[run_id] = event
+                order.append(run_id)
+            elif event.get("event") == "run_end" and run_id in starts:
+                ends[run_id] = event
+    return [RunRecord(run_id, starts[run_id], ends.get(run_id)) for run_id in order]

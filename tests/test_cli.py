@@ -426,3 +426,56 @@ def test_several_files_or_a_directory_are_one_context(llm: LoopbackServer, cli: 
     empty = cli(str(tmp_path / "empty"), "--dry-run")
     assert empty.code == 2 and "empty directory" in empty.stderr
     assert cli("-", str(logs), "--dry-run").code == 2
+
+
+def test_a_halted_run_resumes_paying_only_for_what_is_new(llm: LoopbackServer, cli: Cli, tmp_path: Path) -> None:
+    llm.responder = lambda body: Reply(JUDGED, prompt_tokens=1500, completion_tokens=1000)
+    trace = tmp_path / "t.jsonl"
+    halted = cli(LOG, "--task", "find_errors_in_log", "--cost", "0.002", "--workers", "1", "--trace", str(trace))
+    assert halted.code == 3
+    paid = halted.result["budget_summary"]["total_calls"]
+    assert paid == 2 and len(llm.chat_requests) == 2
+    resumed = cli(LOG, "--task", "find_errors_in_log", "--cost", "0.01", "--workers", "1", "--resume", str(trace))
+    assert resumed.code == 0 and "resuming run" in resumed.stderr
+    cache = resumed.result["budget_summary"]["cache"]
+    assert (cache["replayed_calls"], cache["new_calls"]) == (2, 2)  # the two answered calls cost nothing again
+    assert len(llm.chat_requests) == 4
+    assert resumed.result["budget_summary"]["total_cost_usd"] == pytest.approx(
+        halted.result["budget_summary"]["total_cost_usd"], rel=0.2)  # two new calls, priced like the first two
+    assert all(f["severity"] == "critical" for f in resumed.result["result"]["findings"])
+
+
+def test_resume_refuses_a_changed_task_or_input_and_a_rerun_warns(llm: LoopbackServer, cli: Cli,
+                                                                  tmp_path: Path) -> None:
+    llm.responder = lambda body: Reply(JUDGED, prompt_tokens=1500, completion_tokens=1000)
+    log = tmp_path / "app.log"
+    log.write_text((ROOT / "examples" / "server.log").read_text())
+    task = tmp_path / "mine.py"
+    task.write_text("from rlm.tasks.example_task import find_errors_in_log as _base\n\n"
+                    "def triage(context):\n    return _base(context)\n")
+    trace = tmp_path / "t.jsonl"
+    assert cli(str(log), "--task", f"{task}:triage", "--cost", "0.002", "--workers", "1", "--trace",
+               str(trace)).code == 3
+    task.write_text(task.read_text() + "\n# edited\n")
+    changed = cli(str(log), "--task", f"{task}:triage", "--resume", str(trace))
+    assert changed.code == 2 and "the task's source changed" in changed.stderr
+    rerun = cli(str(log), "--task", f"{task}:triage", "--trace", str(trace), "--cost", "0.01")
+    assert rerun.code == 0 and "warning: the task's source changed since run" in rerun.stderr
+    assert cli(str(log), "--task", f"{task}:triage", "--resume", str(tmp_path / "none.jsonl")).code == 2
+
+
+def test_confirm_above_asks_on_a_terminal_and_refuses_elsewhere(llm: LoopbackServer, cli: Cli,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    refused = cli(LOG, "--task", "find_errors_in_log", "--confirm-above", "0.0001")
+    assert refused.code == 2 and "Not on a terminal" in refused.stderr and llm.chat_requests == []
+    assert cli(LOG, "--task", "find_errors_in_log", "--confirm-above", "1").code == 0  # under it: no question
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stdin", Terminal("n\n"))
+    declined = cli(LOG, "--task", "find_errors_in_log", "--confirm-above", "0.0001")
+    assert declined.code == 2 and "Run it? [y/N]" in declined.stderr and "Not confirmed" in declined.stderr
+    monkeypatch.setattr(sys, "stdin", Terminal("y\n"))
+    assert cli(LOG, "--task", "find_errors_in_log", "--confirm-above", "0.0001").code == 0

@@ -232,3 +232,26 @@ def test_each_guard_trip_is_traced_once(llm: LoopbackServer, tmp_path: Path) -> 
     trace = tmp_path / "t.jsonl"
     run_task(lambda c: semantic_subcall("x", "y"), "x", GuardConfig(trace_path=str(trace), max_cost=1e-9))
     assert trace.read_text().count('"guard_trip"') == 1
+
+
+def test_a_task_can_ask_what_is_left_and_shrink_its_plan(llm: LoopbackServer) -> None:
+    from rlm import remaining_budget
+
+    seen: list[Any] = []
+
+    def task(ctx: Any) -> int:
+        done = 0
+        while True:
+            left = remaining_budget(chunk_size=500)
+            seen.append(left)
+            if not left.calls:
+                return done  # stop before a limit would
+            semantic_subcall("Summarize.", "x" * 500)
+            done += 1
+
+    config = GuardConfig(max_cost=0.004, price_input_per_mtok=1.0, price_output_per_mtok=1.0,
+                         max_output_tokens=500, max_runtime_seconds=30)
+    result = run_task(task, "x", config)
+    assert result["status"] == "completed" and result["result"] >= 3
+    assert seen[0].usd == pytest.approx(0.004) and seen[0].calls >= 3 and 0 < seen[0].seconds <= 30
+    assert seen[-1].calls == 0 and result["budget_summary"]["guard_trips"] == []
