@@ -25,9 +25,11 @@ from rlm.errors import (
     ContextAccessError,
     CostLimitError,
     GuardError,
+    InterruptError,
     RecursionDepthError,
     ReportError,
     RLMError,
+    RunInterrupted,
     RuntimeLimitError,
     SubcallError,
     SubcallParseError,
@@ -83,4 +85,6 @@ __all__ = [
     "SubcallParseError",
     "TaskError",
     "ReportError",
+    "InterruptError",
+    "RunInterrupted",
 ]

@@ -16,6 +16,7 @@ task runs in this process instead, without the hard stop.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -24,7 +25,7 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from rlm.errors import ConfigError, RLMError
@@ -102,45 +103,107 @@ def _die_with(parent: int) -> None:
     threading.Thread(target=watch, name="rlm-orphan-watch", daemon=True).start()
 
 
+#: A stopped child gets this long to report its partial result before it is killed.
+STOP_GRACE_SECONDS = 1.0
+_SIGNAL_NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
+
+
+@contextlib.contextmanager
+def _signal_pipe() -> Iterator[tuple[int, list[int]]]:
+    """While the parent waits, SIGINT and SIGTERM are noted and wake its select (a self-pipe)."""
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    pending: list[int] = []
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+
+        def note(signum: int, frame: object) -> None:
+            pending.append(signum)
+            with contextlib.suppress(OSError):
+                os.write(wake_w, b"!")
+
+        previous = {signum: signal.signal(signum, note) for signum in _SIGNAL_NAMES}
+    try:
+        yield wake_r, pending
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+        os.close(wake_r)
+        os.close(wake_w)
+
+
 def _wait(pid: int, read_fd: int, kill_at: float, trace_path: str | None) -> dict[str, Any]:
     buffer = bytearray()
     last: dict[str, Any] = {}
     published: Any = None
+    stopped: int | None = None  # the signal that stopped the run, if one did
     try:
-        while True:
-            timeout = kill_at - time.monotonic()
-            if timeout <= 0:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                return _killed(last, published, trace_path)
-            ready, _, _ = select.select([read_fd], [], [], timeout)
-            if not ready:
-                continue
-            data = os.read(read_fd, 1 << 16)
-            if not data:  # the child is gone
-                _, status = os.waitpid(pid, 0)
-                return _died(last, published, status, trace_path)
-            buffer += data
-            while len(buffer) >= _HEADER.size:
-                (size,) = _HEADER.unpack_from(buffer)
-                if len(buffer) < _HEADER.size + size:
-                    break
-                message = json.loads(bytes(buffer[_HEADER.size:_HEADER.size + size]))
-                del buffer[:_HEADER.size + size]
-                if message.get("kind") == "result":
+        with _signal_pipe() as (wake_r, pending):
+            while True:
+                while pending:
+                    signum = pending.pop(0)
+                    if stopped is not None and signum == signal.SIGINT:  # a second Ctrl-C: end at once
+                        os.kill(pid, signal.SIGKILL)
+                        os.waitpid(pid, 0)
+                        return _interrupted(last, published, trace_path, stopped, killed=True)
+                    if stopped is None:
+                        stopped = signum
+                        # The child may not have seen it (kill -TERM of this process only): pass it on.
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(pid, signum)
+                        kill_at = min(kill_at, time.monotonic() + STOP_GRACE_SECONDS)
+                timeout = kill_at - time.monotonic()
+                if timeout <= 0:
+                    os.kill(pid, signal.SIGKILL)
                     os.waitpid(pid, 0)
-                    return message["result"]  # type: ignore[no-any-return]
-                if message.get("kind") == "raised":
-                    os.waitpid(pid, 0)
-                    kind = ConfigError if message.get("type") == "ConfigError" else RLMError
-                    raise kind(str(message.get("message")))
-                last = message
-                published = message.get("result", published)
-                if isinstance(message.get("deadline_monotonic"), (int, float)):
-                    # CLOCK_MONOTONIC is one clock for every process of the machine.
-                    kill_at = float(message["deadline_monotonic"]) + KILL_GRACE_SECONDS
+                    if stopped is not None:
+                        return _interrupted(last, published, trace_path, stopped, killed=True)
+                    return _killed(last, published, trace_path)
+                ready, _, _ = select.select([read_fd, wake_r], [], [], timeout)
+                if wake_r in ready:
+                    os.read(wake_r, 1024)
+                if read_fd not in ready:
+                    continue
+                data = os.read(read_fd, 1 << 16)
+                if not data:  # the child is gone
+                    _, status = os.waitpid(pid, 0)
+                    return _died(last, published, status, trace_path)
+                buffer += data
+                while len(buffer) >= _HEADER.size:
+                    (size,) = _HEADER.unpack_from(buffer)
+                    if len(buffer) < _HEADER.size + size:
+                        break
+                    message = json.loads(bytes(buffer[_HEADER.size:_HEADER.size + size]))
+                    del buffer[:_HEADER.size + size]
+                    if message.get("kind") == "result":
+                        os.waitpid(pid, 0)
+                        return message["result"]  # type: ignore[no-any-return]
+                    if message.get("kind") == "raised":
+                        os.waitpid(pid, 0)
+                        kind = ConfigError if message.get("type") == "ConfigError" else RLMError
+                        raise kind(str(message.get("message")))
+                    last = message
+                    published = message.get("result", published)
+                    if stopped is None and isinstance(message.get("deadline_monotonic"), (int, float)):
+                        # CLOCK_MONOTONIC is one clock for every process of the machine.
+                        kill_at = float(message["deadline_monotonic"]) + KILL_GRACE_SECONDS
     finally:
         os.close(read_fd)
+
+
+def _interrupted(last: dict[str, Any], published: Any, trace_path: str | None, signum: int,
+                 *, killed: bool) -> dict[str, Any]:
+    """The result of a run stopped by a signal whose process had to be killed, from its last checkpoint."""
+    name = _SIGNAL_NAMES.get(signal.Signals(signum), str(signum))
+    summary = _final_summary(last)
+    how = "it was killed after a second Ctrl-C" if killed else "it was killed"
+    error = (f"InterruptError: Stopped by {name}; the task did not stop in time, so {how}. "
+             "Results published up to its last subcall are kept.")
+    if summary is not None and "interrupt" not in summary.get("guard_trips", []):
+        summary["guard_trips"] = [*summary.get("guard_trips", []), "interrupt"]
+    _close_trace(last, trace_path, "partial", error, published, summary, None)
+    return {"status": "partial", "result": published, "error": error, "budget_summary": summary,
+            "signal": name}
 
 
 def _final_summary(last: dict[str, Any]) -> dict[str, Any] | None:

@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Transport", "is_openai"]
 
+#: How often a wait for an answer looks whether the run was stopped (Ctrl-C, SIGTERM).
+_ABANDON_POLL = 0.05
+
 
 def is_openai(base_url: str | None) -> bool:
     """Whether requests go to OpenAI itself (no base URL, or an openai.com host)."""
@@ -274,14 +277,19 @@ class Transport:
         self._pool = _Pool()
         self.base_url = base_url
 
-    def send(self, request: ChatRequest, timeout: float) -> AttemptReport:
-        """Send one request and wait at most ``timeout`` seconds for its whole answer."""
+    def send(self, request: ChatRequest, timeout: float, abandon: threading.Event | None = None) -> AttemptReport:
+        """Send one request and wait at most ``timeout`` seconds for its whole answer.
+
+        Setting ``abandon`` (the run was stopped) ends the wait early, the same way the deadline does.
+        """
         timeout = max(timeout, 0.0)
         attempt = _Attempt(self._client, request, timeout=timeout + 0.05)
         self._pool.submit(attempt)
-        if not attempt.done.wait(timeout):
-            attempt.cancelled.set()  # the attempt closes its stream at the next piece
-            return attempt._broken("abandoned at the deadline", abandoned=True)
+        until = time.monotonic() + timeout
+        while not attempt.done.wait(min(_ABANDON_POLL, max(until - time.monotonic(), 0.0))):
+            if time.monotonic() >= until or (abandon is not None and abandon.is_set()):
+                attempt.cancelled.set()  # the attempt closes its stream at the next piece
+                return attempt._broken("abandoned", abandoned=True)
         assert attempt.report is not None
         return attempt.report
 

@@ -8,31 +8,34 @@ traceback (``--debug`` or ``RLM_DEBUG=1`` adds the task's traceback).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import math
 import os
 import shutil
+import signal
 import stat
 import sys
 import tempfile
 import threading
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
 from rlm._supervise import supervise
-from rlm.errors import ConfigError, RLMError, TaskError
+from rlm.errors import ConfigError, RLMError, RunInterrupted, TaskError
 from rlm.guards import GuardConfig, Run
 from rlm.pricing import format_usd
 from rlm.runtime import run_task
 from rlm.tasks import BUILTIN, TaskInfo, discover_tasks, load_task
 from rlm.trace import RunRecord, read_runs, redact
 
-__all__ = ["main", "EXIT_COMPLETED", "EXIT_ERROR", "EXIT_USAGE", "EXIT_PARTIAL"]
+__all__ = ["main", "EXIT_COMPLETED", "EXIT_ERROR", "EXIT_USAGE", "EXIT_PARTIAL", "EXIT_SIGINT", "EXIT_SIGTERM"]
 
 EXIT_COMPLETED, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+EXIT_SIGINT, EXIT_SIGTERM = 130, 143  # stopped by Ctrl-C or SIGTERM (128 + the signal), with the partial result
 _EXIT_BY_STATUS = {"completed": EXIT_COMPLETED, "partial": EXIT_PARTIAL, "error": EXIT_ERROR}
 _DEFAULT_TASK = "analyze_document"
 _SNIFF_BYTES = 8192
@@ -80,7 +83,7 @@ def _parser() -> _Parser:
         prog=_prog(),
         description="Run an RLM task over a file that never enters a prompt whole.",
         epilog="Exit codes: 0 completed, 3 partial (a cost or runtime limit halted the task), "
-        "1 error, 2 bad usage or input.",
+        "1 error, 2 bad usage or input, 130/143 stopped by Ctrl-C/SIGTERM (the partial result is printed).",
     )
     p.add_argument("file", nargs="*", metavar="FILE",
                    help="the document or log to analyse: one or more files or directories, read as one context "
@@ -315,8 +318,11 @@ def _main(argv: Sequence[str] | None) -> int:
 
         def work(checkpoint: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
             try:
-                return run_task(task.function, source, config, params=params, progress=progress,
-                                checkpoint=checkpoint, include_traceback=debug)
+                with _signals_stop_the_run():
+                    return run_task(task.function, source, config, params=params, progress=progress,
+                                    checkpoint=checkpoint, include_traceback=debug)
+            except RunInterrupted as stopped:  # the run closed its trace and ledger; report what it had
+                return {**stopped.result, "signal": stopped.signal_name}
             finally:
                 if progress is not None:
                     progress.clear()
@@ -331,6 +337,7 @@ def _main(argv: Sequence[str] | None) -> int:
         if scratch_trace is not None:
             scratch_trace.unlink(missing_ok=True)
     trace_text = result.pop("traceback", None)
+    stopped_by = result.pop("signal", None)
     print(redact(json.dumps(result, indent=None if args.compact else 2, ensure_ascii=False)))
     sys.stdout.flush()
     if result["status"] != "completed" and result.get("error"):
@@ -343,7 +350,37 @@ def _main(argv: Sequence[str] | None) -> int:
               f"subcalls, is more than the {format_usd(config.max_cost or 0)} budget: a real run may stop early "
               "(partial). "
               "Raise --cost, or narrow the task.", file=sys.stderr)
+    if stopped_by is not None:
+        return EXIT_SIGTERM if stopped_by == "SIGTERM" else EXIT_SIGINT
     return _EXIT_BY_STATUS.get(result["status"], EXIT_ERROR)
+
+
+class _Terminated(KeyboardInterrupt):  # noqa: N818 - it stands for a KeyboardInterrupt
+    """SIGTERM, raised in the main thread like Ctrl-C's KeyboardInterrupt so that run_task stops the run."""
+
+    signal_name = "SIGTERM"
+
+
+@contextlib.contextmanager
+def _signals_stop_the_run() -> Iterator[None]:
+    """SIGTERM stops the run as Ctrl-C does; a second Ctrl-C is left to the supervising parent."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    seen: list[int] = []
+
+    def stop(signum: int, frame: object) -> None:
+        if seen:
+            return  # already stopping: the parent kills this process if it does not finish in time
+        seen.append(signum)
+        raise _Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 def _halted_run(trace: Path, task: TaskInfo) -> RunRecord | None:

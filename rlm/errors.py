@@ -16,6 +16,8 @@ __all__ = [
     "TokenLimitError",
     "RecursionDepthError",
     "RuntimeLimitError",
+    "InterruptError",
+    "RunInterrupted",
     "SubcallError",
     "SubcallParseError",
     "TaskError",
@@ -90,6 +92,30 @@ class RuntimeLimitError(GuardError):
     def __init__(self, message: str = "", *, limit_seconds: float | None = None) -> None:
         super().__init__(message)
         self.limit_seconds = limit_seconds
+
+
+class InterruptError(GuardError):
+    """The run was stopped by a signal (Ctrl-C, SIGTERM): ``signal_name`` says which."""
+
+    limit = "interrupt"
+
+    def __init__(self, message: str = "", *, signal_name: str = "SIGINT") -> None:
+        super().__init__(message)
+        self.signal_name = signal_name
+
+
+class RunInterrupted(KeyboardInterrupt):  # noqa: N818 - it is a KeyboardInterrupt, and named as one
+    """Ctrl-C (or SIGTERM) during ``run_task``: raised after the run has closed its trace and ledger.
+
+    It is a ``KeyboardInterrupt``, so a script stops as it would; ``result`` is the run's result dict
+    (status ``partial``, what the task published, the complete budget summary), so nothing is lost.
+    Not an ``RLMError``: ``except Exception`` must not swallow an interrupt.
+    """
+
+    def __init__(self, result: dict[str, object], signal_name: str = "SIGINT") -> None:
+        super().__init__(f"run interrupted by {signal_name}")
+        self.result = result
+        self.signal_name = signal_name
 
 
 class SubcallError(RLMError):

@@ -37,6 +37,7 @@ from rlm.errors import (
     ConfigError,
     CostLimitError,
     GuardError,
+    InterruptError,
     RecursionDepthError,
     RLMError,
     RuntimeLimitError,
@@ -471,11 +472,12 @@ class Run:
         self.model_lock = threading.Lock()  # one GET /models per run, however many workers need the model
         self._halted: GuardError | None = None  # a cost or runtime halt: no further call is admitted
         self._expired: RuntimeLimitError | None = None
+        self._stopped: InterruptError | None = None
         self._traced: list[BaseException] = []  # guard errors already written to the trace
         self._resources: dict[type, _Closeable] = {}
         self._admissions = itertools.count(1)
         self._open: set[int] = set()
-        self._wake = threading.Event()  # set when the run is closed: retry sleeps end at once
+        self._wake = threading.Event()  # set when the run is stopped or closed: waits end at once
         self._token: contextvars.Token[_scope.RunScope | None] | None = None
         self._entered = False
         self._closed = False
@@ -548,7 +550,9 @@ class Run:
         return self.deadline - time.monotonic()
 
     def check_deadline(self) -> None:
-        """Raise RuntimeLimitError once the deadline has passed (or the run was stopped there)."""
+        """Raise RuntimeLimitError once the deadline has passed (InterruptError once the run was stopped)."""
+        if self._stopped is not None:
+            raise self._stopped
         if self._expired is not None:
             raise self._expired
         if time.monotonic() >= self.deadline:
@@ -662,6 +666,21 @@ class Run:
             if self._halted is not None:
                 calls = 0
         return RemainingBudget(float(left), max(self.remaining_seconds(), 0.0), calls)
+
+    @property
+    def stop_event(self) -> threading.Event:
+        """Set once the run is stopped or closed: calls waiting on an answer abandon it."""
+        return self._wake
+
+    def stop(self, error: GuardError) -> GuardError:
+        """Halt the run now (an interrupt): no call is admitted, reads stop, calls in flight are abandoned."""
+        with self._lock:
+            halt = self._halt(error)
+            if self._expired is None and isinstance(error, InterruptError):
+                self._stopped = error
+        self.trip(halt)
+        self._wake.set()
+        return halt
 
     def wait_before_retry(self, delay: float, problem: str) -> None:
         """Sleep before a retry, or stop the run if the wait would pass the deadline."""

@@ -25,7 +25,15 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from rlm.context_access import Chunk, Context, ContextSource, Match, open_context
-from rlm.errors import CostLimitError, GuardError, RLMError, RuntimeLimitError, TaskError
+from rlm.errors import (
+    CostLimitError,
+    GuardError,
+    InterruptError,
+    RLMError,
+    RunInterrupted,
+    RuntimeLimitError,
+    TaskError,
+)
 from rlm.guards import GuardConfig, Run, current_run
 from rlm.trace import redact
 
@@ -38,7 +46,7 @@ V = TypeVar("V")
 # after an exception is raised inside it; the sum stays under the 0.5 s promise.
 _UNWIND_SECONDS = 0.25
 _INTERRUPT_SECONDS = 0.15
-_PARTIAL_LIMITS = (CostLimitError, RuntimeLimitError)
+_PARTIAL_LIMITS = (CostLimitError, RuntimeLimitError, InterruptError)
 
 
 def publish(name: str, value: V) -> V:
@@ -155,6 +163,13 @@ class _Interrupted(RuntimeLimitError):
     """Raised asynchronously inside a task that outlived its deadline in Python code."""
 
 
+def _abandon(worker: threading.Thread, done: threading.Event) -> None:
+    """Let a task that can no longer make calls unwind by itself, then raise inside it if it is stuck."""
+    if not done.wait(_UNWIND_SECONDS):  # a task blocked on a subcall unwinds by itself
+        _interrupt(worker)  # stuck in pure Python: raise inside it
+        done.wait(_INTERRUPT_SECONDS)
+
+
 def _interrupt(thread: threading.Thread) -> None:
     """Raise _Interrupted inside a thread stuck in Python code (best effort)."""
     if thread.ident is not None:
@@ -222,11 +237,19 @@ def run_task(
 
     worker = threading.Thread(target=contextvars.copy_context().run, args=(target,), name="rlm-task", daemon=True)
     worker.start()
-    if not done.wait(max(run.remaining_seconds(), 0.0)):
+    try:
+        finished = done.wait(max(run.remaining_seconds(), 0.0))
+    except KeyboardInterrupt as interrupt:  # Ctrl-C (or SIGTERM, when the caller maps it so)
+        signal_name = getattr(interrupt, "signal_name", "SIGINT")
+        stop = run.stop(InterruptError(
+            f"Stopped by {signal_name}: no new call was started and calls in flight were abandoned; "
+            "results published so far are kept.", signal_name=signal_name))
+        _abandon(worker, done)
+        result = _finish(run, ctx, owns_context, "partial", _snapshot(run.published), _one_line(stop))
+        raise RunInterrupted(result, signal_name) from None
+    if not finished:
         run.runtime_error()  # every later access or subcall from the task now raises
-        if not done.wait(_UNWIND_SECONDS):  # let a task blocked on a subcall unwind by itself
-            _interrupt(worker)  # stuck in pure Python: raise inside it
-            done.wait(_INTERRUPT_SECONDS)
+        _abandon(worker, done)
     if not done.is_set() or isinstance(outcome.get("error"), _Interrupted):
         error = run.runtime_error()
         return _finish(run, ctx, owns_context, "partial", _snapshot(run.published), _one_line(error))

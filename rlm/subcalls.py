@@ -199,12 +199,14 @@ def _call_model(run: Run, messages: Messages, counted: int, json_mode: bool) -> 
             legacy_max_tokens=not is_openai(cfg.base_url),
         )
         admission = run.admit(counted)
-        report = transport.send(request, run.remaining_seconds())
+        report = transport.send(request, run.remaining_seconds(), abandon=run.stop_event)
         settlement = run.settle(admission, report)
         if report.ok:
             return _Reply(report.text, settlement, float(admission.reserved), retries,
                           time.monotonic() - started, report.request_id)
         if report.abandoned:
+            if run.halted is not None:
+                raise run.halted  # stopped (Ctrl-C, SIGTERM) while the call was in flight
             raise run.runtime_error()
         # A server that refuses an option gets the request again without it, for this and later calls.
         if request.json_mode and _refuses(report, "response_format", "json"):
