@@ -80,6 +80,7 @@ _LINE_BLOCK = 4 << 20
 #: Files of a context mapped at once; the least recently read is unmapped to open another.
 _MAX_OPEN_FILES = 64
 _SNIFF_BYTES = 8192
+_FINGERPRINT_BYTES = 8192
 _GLOB_CHARS = set("*?[")
 
 
@@ -226,8 +227,10 @@ class _LineIndex:
         with self._lock:
             cps = self._checkpoints
             cur_pos, lines = self._cursor
-            if pos < cur_pos:  # backwards: restart from the checkpoint at or before pos
-                block = min(pos // _LINE_BLOCK, len(cps) - 1)
+            block = min(pos // _LINE_BLOCK, len(cps) - 1)
+            if pos < cur_pos or block * _LINE_BLOCK > cur_pos:
+                # Start from the nearest checkpoint at or before pos: backwards, or a jump forward
+                # over blocks already counted once. Any lookup then counts at most one new block.
                 cur_pos, lines = block * _LINE_BLOCK, cps[block]
             while (boundary := (cur_pos // _LINE_BLOCK + 1) * _LINE_BLOCK) <= pos:
                 lines += self._count(cur_pos, boundary)
@@ -489,7 +492,8 @@ class Context:
         """A SHA-256 that changes when the input does, cheap on any size.
 
         Text is hashed whole. A file is fingerprinted by its name, size, modification time and its first
-        and last 64 KB (not every byte: hashing a 20 GB log would cost more than most tasks).
+        and last 8 KB (not every byte: hashing a 20 GB log, or a thousand files, would cost more than most
+        tasks).
         """
         digest = hashlib.sha256()
         for part in self._parts:
@@ -501,8 +505,8 @@ class Context:
             digest.update(f"{part.name}\0{part.length}\0{info.st_mtime_ns}\0".encode())
             with part.use() as buf:
                 if isinstance(buf, mmap.mmap):
-                    digest.update(buf[: 1 << 16])
-                    digest.update(buf[max(part.length - (1 << 16), 0):])
+                    digest.update(buf[:_FINGERPRINT_BYTES])
+                    digest.update(buf[max(part.length - _FINGERPRINT_BYTES, _FINGERPRINT_BYTES):])
         return digest.hexdigest()
 
     def locate(self, pos: int) -> Location:

@@ -33,7 +33,7 @@ MAX_TOP_SIGNATURES = 8  # the most frequent kinds of problem ...
 MAX_RECENT_SIGNATURES = 4  # ... and the newest ones, so that a new failure late in the log is seen
 MAX_SIGNATURES = 5000  # distinct signatures tracked; beyond that, lines are counted as "other" (flat memory)
 MAX_EXAMPLES = 3
-SAME_EVENT_LINES = 3  # a continuation line (a stack trace) this close below an event belongs to it
+SAME_EVENT_BYTES = 1024  # a continuation line (a stack trace) this close below an event belongs to it
 WINDOW_BEFORE, WINDOW_AFTER = 300, 700
 MAX_DOCUMENT_WINDOWS = 8
 DOCUMENT_WINDOW = 2400
@@ -58,9 +58,11 @@ _MASKS = [
     (re.compile(r"\b0x[0-9a-fA-F]+\b|\b(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{8,}\b"), "<hex>"),
     (re.compile(r"(?:[A-Za-z]:)?(?:[\\/][\w.@%+~-]+){2,}[\\/]?"), "<path>"),
     (re.compile(r"\"[^\"\n]*\"|'[^'\n]*'|`[^`\n]*`"), "<str>"),
-    (re.compile(r"(?<![A-Za-z])\d+(?:[.,]\d+)*"), "<n>"),
+    (re.compile(r"\d+(?:[.,]\d+)*"), "<n>"),
 ]
 _SPACES = re.compile(r"\s+")
+# bytes.translate is ten times faster than str.translate (measured): the key goes through bytes.
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
 
 
 def _signature(line: str) -> str:
@@ -71,81 +73,80 @@ def _signature(line: str) -> str:
     return _SPACES.sub(" ", text).strip()[:300]
 
 
-@dataclass
-class _Where:
-    file: str | None
-    line: int
-    start: int
-    end: int
-    text: str
+def _where(m: Match) -> dict[str, Any]:
+    return {"file": m.file, "line": m.line}
 
-    def cite(self) -> dict[str, Any]:
-        return {"file": self.file, "line": self.line}
 
-    def example(self) -> dict[str, Any]:
-        return {"text": self.text, "file": self.file, "line": self.line, "span": [self.start, self.end]}
+def _example(m: Match) -> dict[str, Any]:
+    line = m.text
+    text = str(line)[:MAX_LINE_TEXT]
+    return {"text": text, "file": m.file, "line": m.line, "span": [m.start, line.offset_of(len(text))]}
 
 
 @dataclass
 class _Signature:
     text: str
-    first: _Where
-    last: _Where
+    first: Match
+    last: Match
     count: int = 0
-    examples: list[_Where] = field(default_factory=list)
+    examples: list[Match] = field(default_factory=list)
 
 
-def _problem_lines(context: Context) -> Iterator[tuple[Match, int, bool]]:
-    """Every problem line of the log, in order, with its line number and whether it starts an event.
+def _problem_lines(context: Context) -> Iterator[tuple[Match, bool]]:
+    """Every problem line of the log, in order, and whether it starts an event.
 
-    A continuation line (a stack trace under an error) close below the previous problem line is part of
-    that event, not an event of its own.
+    A continuation line (a stack trace under an error: indented, ``Traceback``, ``Caused by``, ...)
+    within SAME_EVENT_BYTES below the previous problem line is part of that event, not one of its own.
     """
-    last_line, last_file = -(10**9), None
+    last_end, last_file = -(10**18), None
     for m in context_finditer(context, LOG_PROBLEM_LINES):
-        line, file = m.line, m.file
-        near = file == last_file and line - last_line <= SAME_EVENT_LINES
+        file = m.file
+        near = file == last_file and m.start - last_end <= SAME_EVENT_BYTES
         continues = near and bool(_CONTINUATION.match(str(m.text)))
-        last_line, last_file = line, file
-        yield m, line, not continues
+        last_end, last_file = m.end, file
+        yield m, not continues
 
 
 def find_errors_in_log(context: Context) -> dict[str, Any]:
     """Every problem in a log, grouped by kind and counted exactly; the frequent and the newest kinds explained."""
     # ===== PHASE 1: code reads every line (streaming, flat memory); no LLM =====
     signatures: dict[str, _Signature] = {}
-    cache: dict[str, str] = {}  # message (after its timestamp) -> signature: logs repeat themselves
+    # Lines that differ only in their digits have one signature (every digit is masked): a bounded cache.
+    cache: dict[str, str] = {}
     problem_lines = events = other = 0
-    for m, line, starts_event in _problem_lines(context):
+    for m, starts_event in _problem_lines(context):
         problem_lines += 1
         if not starts_event:
             continue
         events += 1
-        text = str(m.text)
-        body = _TIMESTAMP.sub("", text, count=1)
-        sig = cache.get(body)
+        key = str(m.text).encode("utf-8", "surrogatepass").translate(_DIGITS_TO_ZERO).decode("utf-8", "replace")
+        sig = cache.get(key)
         if sig is None:
             if len(cache) > 50_000:
                 cache.clear()
-            sig = cache[body] = _signature(text)
-        where = _Where(m.file, line, m.start, m.end, text[:MAX_LINE_TEXT])
+            sig = cache[key] = _signature(key)
         entry = signatures.get(sig)
         if entry is None:
             if len(signatures) >= MAX_SIGNATURES:
                 other += 1
                 continue
-            entry = signatures[sig] = _Signature(sig, where, where)
+            entry = signatures[sig] = _Signature(sig, m, m)
         entry.count += 1
-        entry.last = where
+        entry.last = m
         if len(entry.examples) < MAX_EXAMPLES:
-            entry.examples.append(where)
+            entry.examples.append(m)
     ordered = sorted(signatures.values(), key=lambda s: (-s.count, s.first.start))
+    # Line numbers only for the lines cited, looked up in file order: one pass over the input at most.
+    cited = sorted({(m.start, id(m)): m for s in ordered for m in (s.first, s.last, *s.examples)}.values(),
+                   key=lambda m: m.start)
+    for m in cited:
+        m.line  # noqa: B018  # counted now, in order; later reads are cheap
     findings: list[dict[str, Any]] = publish("findings", [])
     by_signature: dict[str, dict[str, Any]] = {}
     for kind in ordered:
-        finding = {"signature": kind.text, "count": kind.count, "first_line": kind.first.cite(),
-                   "last_line": kind.last.cite(), "example": kind.examples[0].example(),
-                   "examples": [w.example() for w in kind.examples], "severity": None, "summary": None}
+        finding = {"signature": kind.text, "count": kind.count, "first_line": _where(kind.first),
+                   "last_line": _where(kind.last), "example": _example(kind.examples[0]),
+                   "examples": [_example(m) for m in kind.examples], "severity": None, "summary": None}
         findings.append(finding)
         by_signature[kind.text] = finding
     # The most frequent kinds, and the kinds that appeared last (a new failure is rare by nature).
@@ -159,7 +160,7 @@ def find_errors_in_log(context: Context) -> dict[str, Any]:
         window = context_slice(context, example.start - WINDOW_BEFORE, example.end + WINDOW_AFTER)
         answer = semantic_subcall_json(
             f"This log excerpt holds a problem that occurred {sig.count} times; its line is:\n"
-            f"{example.text[:300]}\nHow severe is it, and what went wrong? Answer as "
+            f"{str(example.text)[:300]}\nHow severe is it, and what went wrong? Answer as "
             '{"severity": "critical|error|warning|info", "summary": "<one short sentence>"}.',
             window,
             default={},
