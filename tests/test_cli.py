@@ -479,3 +479,16 @@ def test_confirm_above_asks_on_a_terminal_and_refuses_elsewhere(llm: LoopbackSer
     assert declined.code == 2 and "Run it? [y/N]" in declined.stderr and "Not confirmed" in declined.stderr
     monkeypatch.setattr(sys, "stdin", Terminal("y\n"))
     assert cli(LOG, "--task", "find_errors_in_log", "--confirm-above", "0.0001").code == 0
+
+
+def test_the_generic_tasks_take_their_parameters_on_the_command_line(llm: LoopbackServer, cli: Cli,
+                                                                     tmp_path: Path) -> None:
+    doc = tmp_path / "notes.txt"
+    doc.write_text("café naïve — résumé.\n" * 200 + "The vault code is 4417.\n" + "filler line\n" * 200)
+    llm.responder = lambda body: '{"answer": "4417", "quote": "The vault code is 4417."}'
+    ran = cli(str(doc), "--task", "find_answer", "--param", "question=What is the vault code?")
+    assert ran.code == 0, ran.stderr
+    out = ran.result["result"]
+    assert out["answer"] == "4417"
+    start, end = out["span"]
+    assert doc.read_bytes()[start:end] == b"The vault code is 4417."  # a byte span, exact after accents

@@ -63,17 +63,32 @@ class Discovery:
 def describe_parameters(fn: Callable[..., Any]) -> str:
     """The task's own parameters (after the context) as a call signature: ``(question: str, max_windows=8)``."""
     try:
-        params = list(inspect.signature(fn).parameters.values())[1:]
-    except (TypeError, ValueError):
-        return "(...)"
-    return "(" + ", ".join(str(p) for p in params) + ")"
+        signature = inspect.signature(fn, eval_str=True)
+    except (NameError, TypeError, ValueError):  # an annotation that cannot be evaluated: show it as written
+        try:
+            signature = inspect.signature(fn)
+        except (TypeError, ValueError):
+            return "(...)"
+    params = list(signature.parameters.values())[1:]
+    return "(" + ", ".join(str(p).replace("'", "") if isinstance(p.annotation, str) else str(p)
+                           for p in params) + ")"
 
 
 def _is_task(obj: Any, module_name: str) -> bool:
+    """A public function defined in the module whose first parameter can be the context.
+
+    A first parameter annotated with some other type (``condition: str``) marks a helper, not a task.
+    """
     if not inspect.isfunction(obj) or obj.__module__ != module_name or obj.__name__.startswith("_"):
         return False
     params = list(inspect.signature(obj).parameters.values())
-    return bool(params) and params[0].kind in (params[0].POSITIONAL_ONLY, params[0].POSITIONAL_OR_KEYWORD)
+    if not params or params[0].kind not in (params[0].POSITIONAL_ONLY, params[0].POSITIONAL_OR_KEYWORD):
+        return False
+    annotation = params[0].annotation
+    if annotation is inspect.Parameter.empty:
+        return True
+    shown = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+    return any(word in shown for word in ("Context", "ContextSource", "Any", "object"))
 
 
 def _tasks_of(module: types.ModuleType, source: str) -> dict[str, TaskInfo]:
