@@ -36,7 +36,11 @@ from rlm.trace import redact
 if TYPE_CHECKING:
     import openai
 
-__all__ = ["Transport", "is_openai"]
+__all__ = ["Transport", "is_openai", "EMPTY_STREAM"]
+
+#: What a stream that ended with no answer and no finish reason is reported as.
+EMPTY_STREAM = "the server ended the stream with no answer and no finish reason"
+_EMPTY_STREAM = EMPTY_STREAM
 
 #: How often a wait for an answer looks whether the run was stopped (Ctrl-C, SIGTERM).
 _ABANDON_POLL = 0.05
@@ -102,7 +106,9 @@ class _Answer:
 
     @property
     def complete(self) -> bool:
-        return self.done or self.finish_reason is not None
+        # A finished answer says why it finished. A stream that ends ("[DONE]") without a finish reason
+        # was cut short: llama.cpp's server sends exactly that to a request it could not serve.
+        return self.finish_reason is not None
 
 
 class _StreamError(Exception):
@@ -169,6 +175,8 @@ class _Attempt:
             if self.cancelled.is_set():
                 return self._broken("abandoned at the deadline", abandoned=True)
             if not answer.complete:
+                if answer.done and not "".join(answer.parts):
+                    return self._broken(_EMPTY_STREAM)
                 return self._broken("the answer stopped before it was complete")
             return AttemptReport(
                 sent=True, complete=True, text="".join(answer.parts), usage=answer.usage, headers=self._headers,

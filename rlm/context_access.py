@@ -644,6 +644,27 @@ def _natural(path: Path) -> list[object]:
     return [int(piece) if piece.isdigit() else piece for piece in re.split(r"(\d+)", str(path))]
 
 
+_ROTATED = re.compile(r"^(?P<base>.+)\.(?P<n>\d+)$")
+
+
+def _in_order(paths: list[Path]) -> list[Path]:
+    """Files in reading order: natural name order, except that rotated logs come oldest first.
+
+    logrotate names the live file ``app.log`` and its older generations ``app.log.1``, ``app.log.2``
+    ...: where ``app.log`` is there too, ``app.log.3, app.log.2, app.log.1, app.log`` is the order in
+    time. Other numbered names (``chapter.1``, ``part.2``) keep their natural order.
+    """
+    present = set(paths)
+
+    def key(path: Path) -> tuple[list[object], int]:
+        found = _ROTATED.match(path.name)
+        if found and path.with_name(found["base"]) in present:
+            return _natural(path.with_name(found["base"])), -int(found["n"])
+        return _natural(path), 0
+
+    return sorted(paths, key=key)
+
+
 def _regular(path: Path) -> bool:
     try:
         return stat.S_ISREG(os.stat(path).st_mode)
@@ -668,7 +689,7 @@ def _expand(source: Path) -> tuple[list[Path], list[str]]:
         candidates = [Path(p) for p in _glob.glob(str(source), recursive=True)]
     files: list[Path] = []
     skipped: list[Path] = []
-    for path in sorted(filter(_regular, candidates), key=_natural):
+    for path in _in_order([p for p in candidates if _regular(p)]):
         (skipped if _looks_binary(path) else files).append(path)
     return files, [_shown(p) for p in skipped]
 

@@ -58,7 +58,7 @@ class Reply:
     usage: bool = True
     latency: float | None = None
     token_interval: float | None = None
-    finish_reason: str = "stop"
+    finish_reason: str | None = "stop"  # None: a stream that ends without saying why (a broken server)
 
 
 @dataclass(frozen=True)
@@ -361,7 +361,7 @@ class LoopbackServer:
         else:
             self._whole(h, item, body)
 
-    def _plan(self, reply: Reply, body: dict[str, Any]) -> tuple[list[str], str, float]:
+    def _plan(self, reply: Reply, body: dict[str, Any]) -> tuple[list[str], str | None, float]:
         """The tokens to generate, the finish reason, and the seconds per token."""
         tokens = _TOKEN.findall(reply.content) or [""]
         finish = reply.finish_reason
@@ -404,7 +404,7 @@ class LoopbackServer:
         finally:
             self._log_generation(False, started, len(tokens), len(tokens), gone)
 
-    def _completion_payload(self, body: dict[str, Any], text: str, finish: str) -> dict[str, Any]:
+    def _completion_payload(self, body: dict[str, Any], text: str, finish: str | None) -> dict[str, Any]:
         return {
             "id": f"chatcmpl-loopback-{len(self._state.requests)}",
             "object": "chat.completion",

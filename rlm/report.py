@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import bisect
 import contextlib
 import hashlib
 import json
@@ -438,6 +439,8 @@ class _Run:
         self.bar_list: list[_Bar] = []
         self.main: str | None = None
         self.files_listed = False
+        # A context of several files: each file's (start, end, bar) in context offsets, to place spans.
+        self.file_spans: list[tuple[int, int, int]] = []
         self.unit = "positions"
         # One typed array per field: 100,000 rows cost a few MB, not a list of dicts.
         self.col_i: dict[str, array[int]] = {name: array("q") for name in _INT_COLUMNS}
@@ -466,8 +469,14 @@ class _Run:
         if isinstance(files, list):
             for entry in files:
                 if isinstance(entry, dict) and entry.get("name") is not None:
-                    self.bar(str(entry["name"]), _int(entry.get("length")), entry.get("path"))
+                    order = self.bar(str(entry["name"]), _int(entry.get("length")), entry.get("path"))
                     self.files_listed = True
+                    start, length = _int(entry.get("start")), _int(entry.get("length"))
+                    top = self.start.get("context") if self.start is not None else None
+                    if start is not None and length is not None and top is not None \
+                            and context is top:
+                        self.file_spans.append((start, start + length, order))
+            self.file_spans.sort()
         self.bar(str(context.get("name") or "<context>"), _int(context.get("length")), context.get("path"))
 
     # -- events -------------------------------------------------------------
@@ -506,32 +515,54 @@ class _Run:
             self.nested_runs += 1
             self._context(ev.get("context"))
 
+    def place(self, start: int, end: int, name: str | None) -> list[tuple[_Bar, int, int]]:
+        """Where a span of the context lies: (bar, start, end) in each file it covers, in file offsets."""
+        if not self.file_spans:
+            return [(self.bar_list[self.bar(str(name or self.main or "<context>"))], start, end)]
+        index = max(bisect.bisect_right(self.file_spans, (start, float("inf"), 0)) - 1, 0)
+        pieces = []
+        for file_start, file_end, order in self.file_spans[index:]:
+            if file_start >= end and not (file_start == start == end):
+                break
+            a, b = max(start, file_start), min(end, file_end)
+            if b > a or (a == b == start and file_start <= start <= file_end):
+                pieces.append((self.bar_list[order], a - file_start, b - file_start))
+                if b == a:
+                    break
+        return pieces or [(self.bar_list[self.file_spans[-1][2]], 0, 0)]
+
     def _access(self, ev: dict[str, Any]) -> None:
         function = str(ev.get("function") or "?")
         self.access_counts[function] = self.access_counts.get(function, 0) + 1
-        bar = self.bar_list[self.bar(str(ev.get("file") or ev.get("context") or self.main or "<context>"))]
         start, end = _int(ev.get("start")), _int(ev.get("end"))
+        name = str(ev.get("file") or ev.get("context") or self.main or "<context>")
         if start is None or end is None:
+            self.bar(name)
             return
+        pieces = self.place(start, end, name)
         if function not in _SEARCH_FUNCTIONS:
-            bar.add("read", start, end)
+            for bar, a, b in pieces:
+                bar.add("read", a, b)
             return
-        bar.add("searched", start, end)
-        bar.searches += 1
         self.search_total += 1
+        for bar, a, b in pieces:
+            bar.add("searched", a, b)
+            bar.searches += 1
+        first, a, b = pieces[0]
         if len(self.searches) < _MAX_SEARCHES:
             pattern = self.strings.add(str(ev.get("detail") or ""), 500)
-            self.searches.append((bar.order, start, end, _int(ev.get("returned")) or 0, pattern))
+            self.searches.append((first.order, a, b, _int(ev.get("returned")) or 0, pattern))
 
     def _subcall(self, ev: dict[str, Any], ts: float) -> None:
         ci, cf, strings, get = self.col_i, self.col_f, self.strings, ev.get
         start, end = _int(get("chunk_start")), _int(get("chunk_end"))
-        bar = self.bar_list[self.bar(str(get("file") or self.main or "<context>"))]
-        bar.rows += 1
         if start is None or end is None:
+            bar = self.bar_list[self.bar(str(get("file") or self.main or "<context>"))]
             start = end = -1
         else:
+            bar, start, end = self.place(start, end, get("file"))[0]  # a chunk never spans two files
             bar.add("sent", start, end)
+        bar.rows += 1
         ci["seq"].append(_int(get("seq")) or 0)
         ci["kind"].append(self.kinds.add(str(get("kind") or "?")))
         ci["ins"].append(strings.add(str(get("instruction") or ""), _MAX_INSTRUCTION))
@@ -791,8 +822,9 @@ def _data(run: _Run, other_runs: list[str], skipped: int, head_tail_bytes: int) 
         result.update(text=text[:_MAX_RESULT_CHARS], truncated=max(len(text) - _MAX_RESULT_CHARS, 0),
                       findings=found, findings_total=total)
         for finding in found:
-            finding["bar"] = run.bar(finding.pop("file") or run.main or "<context>")
-            run.bar_list[finding["bar"]].touched = True
+            bar, finding["s"], finding["e"] = run.place(finding["s"], finding["e"], finding.pop("file"))[0]
+            finding["bar"] = bar.order
+            bar.touched = True
     bars, hidden, totals, position = run.bars_out()
     for finding in result.get("findings", ()):
         finding["bar"] = position[finding["bar"]]

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from rlm._answers import normalize_choice, parse_bool, parse_choice, parse_json
 from rlm._attempt import AttemptReport, ChatRequest
 from rlm._retry import retry_delay, should_retry
-from rlm._transport import Transport, is_openai
+from rlm._transport import EMPTY_STREAM, Transport, is_openai
 from rlm.cache import CachedAnswer, ResponseCache, cache_key
 from rlm.context_access import Chunk, Context
 from rlm.errors import ConfigError, ContextAccessError, GuardError, SubcallError, SubcallParseError
@@ -160,7 +160,7 @@ def _live(run: Run, messages: Messages, counted: int, json_mode: bool) -> tuple[
         run.count_cache(hit=False)
     reply = _call_model(run, messages, counted, json_mode)
     bill = reply.settlement
-    if cache is not None:
+    if cache is not None and reply.text.strip():  # an empty answer is almost always a glitch: ask again next time
         cache.put(key, str(run.model), CachedAnswer(reply.text, bill.input_tokens, bill.output_tokens, bill.cost))
     return reply.text, {
         "input_tokens": bill.input_tokens, "output_tokens": bill.output_tokens, "cost_usd": float(bill.cost),
@@ -229,8 +229,12 @@ def _call_model(run: Run, messages: Messages, counted: int, json_mode: bool) -> 
 def _failure_message(run: Run, transport: Transport, report: AttemptReport, retries: int, retryable: bool) -> str:
     status = report.status_code
     if retryable:
-        return (f"The model API failed {retries + 1} times in a row (last: {report.problem}). "
-                "Try again later, or raise max_retries.")
+        times = "once" if retries == 0 else f"{retries + 1} times in a row"
+        if report.problem == EMPTY_STREAM:
+            return (f"The model API failed {times} (last: {report.problem}). A local server does this when "
+                    "a request is larger than its context window: send smaller chunks (--tokens) or lower "
+                    "--output-tokens, or give the server a larger context.")
+        return f"The model API failed {times} (last: {report.problem}). Try again later, or raise max_retries."
     if status == 401:
         return "The model API refused the credentials (401 Unauthorized). Check OPENAI_API_KEY."
     if status == 403:

@@ -413,3 +413,15 @@ def test_errors_carry_their_facts_and_their_cause(llm: LoopbackServer) -> None:
     assert late.value.limit_seconds == 0.01
     with pytest.raises(ConfigError, match="api_key must be a string"):
         GuardConfig(api_key=123)  # type: ignore[arg-type]
+
+
+def test_a_stream_that_ends_without_a_finish_reason_is_not_an_answer(llm: LoopbackServer) -> None:
+    """llama.cpp's server answers a request it cannot serve with an empty stream and [DONE]: not an answer."""
+    llm.script(Reply("", finish_reason=None), Reply("the real answer"))
+    result = run_task(ask, "text", GuardConfig(cache=True))
+    s = result["budget_summary"]
+    assert result["result"] == "the real answer" and s["retries"] == 1 and s["kept_reservations_usd"] > 0
+    llm.responder = lambda body: Reply("", finish_reason=None)
+    failed = run_task(ask, "other text", GuardConfig(max_retries=1))
+    assert failed["status"] == "error" and "no answer and no finish reason" in failed["error"]
+    assert "context window" in failed["error"]

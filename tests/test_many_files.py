@@ -39,12 +39,13 @@ def logs(tmp_path: Path) -> Path:
 def test_a_directory_is_one_context_of_its_text_files_in_natural_order(logs: Path) -> None:
     with open_context(logs) as ctx:
         names = [Path(f).name for f in ctx.files]
-        assert names == ["app.log", "app.log.2", "app.log.10", "nested.log"]  # 2 before 10; no hidden, no binary
+        # Rotated logs oldest first (app.log.10, .2, then the live app.log); no hidden, no binary.
+        assert names == ["app.log.10", "app.log.2", "app.log", "nested.log"]
         assert [Path(s).name for s in ctx.skipped] == ["core.bin"]
-        assert len(ctx) == sum((logs / n).stat().st_size for n in ("app.log", "app.log.2", "app.log.10")) + \
+        assert len(ctx) == sum((logs / n).stat().st_size for n in ("app.log.10", "app.log.2", "app.log")) + \
             (logs / "sub" / "nested.log").stat().st_size
         files = ctx.describe()["files"]
-        sizes = [(logs / n).stat().st_size for n in ("app.log", "app.log.2", "app.log.10")]
+        sizes = [(logs / n).stat().st_size for n in ("app.log.10", "app.log.2", "app.log")]
         assert [f["start"] for f in files] == [0, sizes[0], sizes[0] + sizes[1], sum(sizes)]  # type: ignore[index]
 
 
@@ -52,8 +53,8 @@ def test_every_match_says_its_file_and_its_line_in_that_file(logs: Path) -> None
     with open_context(logs) as ctx:
         hits = context_search(ctx, "ERROR", max_hits=None)
         assert [(Path(m.file).name, m.line) for m in hits] == [  # type: ignore[arg-type]
-            ("app.log", 2), ("app.log.2", 3), ("app.log.10", 2), ("nested.log", 1)]
-        where = ctx.locate(hits[1].start)
+            ("app.log.10", 2), ("app.log.2", 3), ("app.log", 2), ("nested.log", 1)]
+        where = ctx.locate(hits[1].start)  # app.log.2
         assert Path(where.file).name == "app.log.2" and where.line == 3  # type: ignore[arg-type]
         assert str(context_line(ctx, hits[1].start)) == "ERROR in two"
         assert hits[1].to_dict()["file"] == hits[1].file
@@ -64,7 +65,7 @@ def test_nothing_read_spans_two_files(logs: Path) -> None:
         # "END" closes app.log.2 and "old" opens app.log.10: joined they would match.
         assert context_search(ctx, r"END\s*old") == []
         chunks = list(context_chunks(ctx, 1000))
-        assert [Path(c.file).name for c in chunks] == ["app.log", "app.log.2", "app.log.10", "nested.log"]  # type: ignore[arg-type]
+        assert [Path(c.file).name for c in chunks] == ["app.log.10", "app.log.2", "app.log", "nested.log"]  # type: ignore[arg-type]
         assert chunks[0].start == 0 and chunks[-1].end == len(ctx)
         assert all(a.end == b.start for a, b in zip(chunks, chunks[1:]))  # no gap, no overlap
         two = ctx.describe()["files"][1]  # type: ignore[index]
@@ -72,12 +73,16 @@ def test_nothing_read_spans_two_files(logs: Path) -> None:
         # A window around a hit stays in the hit's file: the file holding most of the span wins.
         assert context_slice(ctx, boundary - 10, boundary + 3).file == two["name"]
         assert context_slice(ctx, boundary - 3, boundary + 10).file != two["name"]
-        assert str(context_head(ctx, 5)) == "START" and str(context_tail(ctx, 7)) == "nested\n"
+        assert str(context_head(ctx, 3)) == "old" and str(context_tail(ctx, 7)) == "nested\n"
 
 
 def test_globs_and_lists_of_paths(logs: Path, tmp_path: Path) -> None:
     with open_context(logs / "app.log*") as ctx:
-        assert [Path(f).name for f in ctx.files] == ["app.log", "app.log.2", "app.log.10"]
+        assert [Path(f).name for f in ctx.files] == ["app.log.10", "app.log.2", "app.log"]
+    (logs / "chapter.1").write_text("one\n")
+    (logs / "chapter.2").write_text("two\n")
+    with open_context(logs / "chapter.*") as ctx:  # not rotations of a live file: natural order
+        assert [Path(f).name for f in ctx.files] == ["chapter.1", "chapter.2"]
     with open_context([logs / "app.log.10", logs / "app.log"]) as ctx:  # a list keeps its order
         assert [Path(f).name for f in ctx.files] == ["app.log.10", "app.log"]
     with pytest.raises(ContextAccessError, match="No such file"):

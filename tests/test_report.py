@@ -376,3 +376,29 @@ def test_the_report_renders_in_headless_chromium_without_errors(llm: LoopbackSer
     assert shot.exists(), proc.stderr[-2000:]
     width, height, colours = png_colours(shot, rows=360)  # the header, the figures and the coverage map
     assert (width, height) == (1400, 1000) and colours >= 12  # not a blank page
+
+
+def test_a_context_of_several_files_is_mapped_file_by_file(llm: LoopbackServer, tmp_path: Path) -> None:
+    from rlm.tasks.example_task import find_errors_in_log
+
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    (folder / "app.log.1").write_text("ok\n" * 300 + "2026-01-01 ERROR disk full on /var\n" + "ok\n" * 300)
+    (folder / "app.log").write_text("ok\n" * 100 + "2026-01-02 ERROR disk full on /tmp\n")
+    llm.responder = lambda body: '{"severity": "error", "summary": "The disk is full."}'
+    trace = tmp_path / "t.jsonl"
+    run_task(find_errors_in_log, folder, GuardConfig(trace_path=str(trace)))
+    page = page_data(render_report(trace, tmp_path / "r.html").path)
+    meta = page["meta"]
+    names = [Path(b["name"]).name for b in meta["bars"]]
+    assert names == ["app.log.1", "app.log"]  # one bar a file (oldest first), none for the folder itself
+    sizes = [(folder / n).stat().st_size for n in names]
+    assert [b["length"] for b in meta["bars"]] == sizes
+    assert all(b["lanes"]["searched"]["percent"] == 100.0 for b in meta["bars"])  # the scan read every byte
+    assert meta["totals"]["searched"]["length"] == sum(sizes)
+    # The chunk sent to the model is placed in its own file, at offsets in that file, and its text verified.
+    strings = page["strings"]
+    texts = [strings[i] for i in column(page, "txt")]
+    assert column(page, "tst") == [1, 1]  # both chunks found in their files, their SHA-256 checked
+    assert sorted("/var" in t for t in texts) == [False, True] and all("ERROR disk full" in t for t in texts)
+    assert all(0 <= s < e <= max(sizes) for s, e in zip(column(page, "s"), column(page, "e")))
