@@ -769,7 +769,7 @@ class _Checker:
         t = self._eval(s.value, fr)
         current = self._eval(s.target, fr) if isinstance(s.target, ast.Name) else EMPTY
         if isinstance(s.op, (ast.Add, ast.Mod)) and CTX in t:
-            self.report(s, "R1-concat", f"the context {_src(s.value)} is added to a string")
+            self.report(s, "R1-concat", f"the context ({_src(s.value)}) is added to a string")
             t = t - {CTX} | {STRINGIFIED}
         new = current | (t & (_WHOLE_TEXT | {AGG})) | _wrap(_elems(t))
         if isinstance(s.op, ast.Add) and fr.loops:
@@ -1039,7 +1039,7 @@ class _Checker:
             if value.format_spec is not None:
                 self._eval(value.format_spec, fr)
             if CTX in t:
-                self.report(e, "R1-fstring", f"the context {_src(value.value)} is formatted into an f-string")
+                self.report(e, "R1-fstring", f"the context ({_src(value.value)}) is formatted into an f-string")
                 out.add(STRINGIFIED)
             out |= t & {WHOLE, STRINGIFIED, AGG}
             if t & {LIST, ULIST} or _count(t) is not None:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import IO, Any, NoReturn
 
 from rlm._supervise import supervise
-from rlm.errors import ConfigError, RLMError, RunInterrupted, TaskError
+from rlm.errors import ConfigError, ContextAccessError, RLMError, RunInterrupted, TaskError
 from rlm.guards import GuardConfig, Run
 from rlm.pricing import format_usd
 from rlm.runtime import run_task
@@ -64,8 +64,11 @@ def _number(flag: str, kind: type, *, minimum_exclusive: float = 0) -> Callable[
     return parse
 
 
-def _param(text: str) -> tuple[str, Any]:
-    """``NAME=VALUE``: the value as JSON when it parses (numbers, true, lists...), else as a string."""
+def _param(text: str) -> tuple[str, Any, str]:
+    """``NAME=VALUE``: the value as JSON when it parses (numbers, true, lists...), else as a string.
+
+    The text as given is kept too: a parameter the task annotates ``str`` gets it as written.
+    """
     name, sep, raw = text.partition("=")
     name = name.strip()
     if not sep or not name.isidentifier():
@@ -75,16 +78,21 @@ def _param(text: str) -> tuple[str, Any]:
         value: Any = json.loads(raw)
     except ValueError:
         value = raw
-    return name, value
+    return name, value, raw
 
 
 def _parser() -> _Parser:
     p = _Parser(
         prog=_prog(),
         description="Run an RLM task over a file that never enters a prompt whole.",
-        epilog="Exit codes: 0 completed, 3 partial (a cost or runtime limit halted the task), "
+        epilog="Also: `rlm check PATH.py[:function]` checks a task against the four rules without running it, "
+        "`rlm report TRACE.jsonl -o PATH.html` draws a trace. "
+        "Exit codes: 0 completed, 3 partial (a cost or runtime limit halted the task), "
         "1 error, 2 bad usage or input, 130/143 stopped by Ctrl-C/SIGTERM (the partial result is printed).",
     )
+    from rlm import __version__
+
+    p.add_argument("--version", action="version", version=f"rlm {__version__}")
     p.add_argument("file", nargs="*", metavar="FILE",
                    help="the document or log to analyse: one or more files or directories, read as one context "
                         "(a directory is every text file under it); '-' reads standard input")
@@ -149,7 +157,13 @@ def _check_file(path: Path, allow_binary: bool) -> None:
     if stat.S_ISDIR(mode):
         if not any(True for _ in path.iterdir()):
             _fail(f"{path} is an empty directory; pass files, or a directory that holds some.")
-        return  # its files are listed (binary ones left out) when the context opens
+        from rlm.context_access import open_context
+
+        try:  # a directory of binary files only, say
+            open_context(path).close()
+        except ContextAccessError as exc:
+            _fail(str(exc))
+        return
     if not stat.S_ISREG(mode):
         kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
         _fail(f"{path} is {kind}, not a regular file; save its contents to a file, or pipe them to '-'.")
@@ -208,6 +222,12 @@ class _Progress:
             self.stream.flush()
 
 
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so that Python does not complain at exit about a closed pipe."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
 def _prog() -> str:
     """How the user called us: ``run.py`` or ``rlm``, for messages."""
     name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "rlm"
@@ -247,10 +267,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{_prog()}: error: {redact(str(exc))}", file=sys.stderr)
         return EXIT_ERROR
     except BrokenPipeError:
-        # The reader went away (`rlm ... | head`): say nothing more, and keep Python from complaining at exit.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_ERROR
+        # The reader went away (`rlm --list-tasks | head`): it had what it wanted; say nothing more.
+        _quiet_stdout()
+        return EXIT_COMPLETED
     except KeyboardInterrupt:
         print(f"{_prog()}: interrupted", file=sys.stderr)
         return 130
@@ -285,8 +304,7 @@ def _main(argv: Sequence[str] | None) -> int:
     if "-" in args.file and len(args.file) > 1:
         _fail("'-' (standard input) cannot be combined with other files")
     task = load_task(args.task)
-    params = dict(args.param)
-    _check_params(task, params)
+    params = _check_params(task, args.param)
     _check_rules(task, strict=args.strict)
     if args.resume is not None:
         _resume_from(args, task)
@@ -301,12 +319,17 @@ def _main(argv: Sequence[str] | None) -> int:
         problem = Run(config, task="cli").api_problem()
         if problem is not None:
             _fail(problem)
+    config = _resolve_model(config)
     stdin_file: Path | None = None
     paths = [Path(f) for f in args.file]
     if args.file == ["-"]:
         stdin_file = _stdin_to_file()
         paths = [stdin_file]
-    source: Path | list[Path] = paths[0] if len(paths) == 1 else paths
+    source: Any = paths[0] if len(paths) == 1 else paths
+    if stdin_file is not None:  # cited as <stdin>, not as a temporary file that is gone after the run
+        from rlm.context_access import open_context
+
+        source = open_context(stdin_file, name="<stdin>")
     try:
         for path in paths:
             _check_file(path, args.allow_binary)
@@ -330,16 +353,21 @@ def _main(argv: Sequence[str] | None) -> int:
         # In a child process, so that even a task stuck in C code ends by the limit (see _supervise).
         result = supervise(work, limit_seconds=float(config.max_runtime_seconds or 0), trace_path=config.trace_path)
         if args.report:
-            _write_report(Path(args.trace), Path(args.report))
+            _write_report(Path(str(config.trace_path)), Path(os.path.expanduser(args.report)))
     finally:
         if stdin_file is not None:
+            with contextlib.suppress(BufferError):
+                source.close()
             stdin_file.unlink(missing_ok=True)
         if scratch_trace is not None:
             scratch_trace.unlink(missing_ok=True)
     trace_text = result.pop("traceback", None)
     stopped_by = result.pop("signal", None)
-    print(redact(json.dumps(result, indent=None if args.compact else 2, ensure_ascii=False)))
-    sys.stdout.flush()
+    try:
+        print(redact(json.dumps(result, indent=None if args.compact else 2, ensure_ascii=False)))
+        sys.stdout.flush()
+    except BrokenPipeError:  # `rlm ... | head`: the exit code still says how the run ended
+        _quiet_stdout()
     if result["status"] != "completed" and result.get("error"):
         print(f"{_prog()}: {result['status']}: {result['error']}", file=sys.stderr)
     if debug and trace_text:
@@ -393,7 +421,7 @@ def _halted_run(trace: Path, task: TaskInfo) -> RunRecord | None:
     return mine[-1] if mine and mine[-1].status in ("partial", None) else None
 
 
-def _changes(halted: RunRecord, task: TaskInfo, source: Path | list[Path]) -> list[str]:
+def _changes(halted: RunRecord, task: TaskInfo, source: Any) -> list[str]:
     """What differs between a halted run and this one: the task's source, the input."""
     from rlm.context_access import open_context
     from rlm.runtime import task_source_sha256
@@ -402,9 +430,13 @@ def _changes(halted: RunRecord, task: TaskInfo, source: Path | list[Path]) -> li
     before = halted.start.get("task_source_sha256")
     if before and before != task_source_sha256(task.function):
         changed.append("the task's source")
-    with open_context(source) as ctx:
+    ctx = open_context(source)
+    try:
         if halted.start.get("input_fingerprint") not in (None, ctx.fingerprint()):
             changed.append("the input")
+    finally:
+        if ctx is not source:  # a context handed in (standard input) stays open for the run
+            ctx.close()
     return changed
 
 
@@ -426,7 +458,7 @@ def _resume_from(args: argparse.Namespace, task: TaskInfo) -> None:
     print(f"{_prog()}: resuming run {halted.run_id}: answered calls replay from the cache at $0", file=sys.stderr)
 
 
-def _warn_if_changed(trace: Path, task: TaskInfo, source: Path | list[Path]) -> None:
+def _warn_if_changed(trace: Path, task: TaskInfo, source: Any) -> None:
     halted = _halted_run(trace, task) if trace.is_file() else None
     if halted is None:
         return
@@ -436,7 +468,7 @@ def _warn_if_changed(trace: Path, task: TaskInfo, source: Path | list[Path]) -> 
               "only calls that are exactly the same replay from the cache.", file=sys.stderr)
 
 
-def _confirm(task: TaskInfo, source: Path | list[Path], config: GuardConfig, params: dict[str, Any],
+def _confirm(task: TaskInfo, source: Any, config: GuardConfig, params: dict[str, Any],
              threshold: float) -> None:
     """A dry run first; above ``threshold`` dollars of worst case, ask on a terminal (refuse elsewhere)."""
     preview = run_task(task.function, source, dataclasses.replace(config, dry_run=True, cache=False, trace_path=None),
@@ -466,6 +498,26 @@ def _write_report(trace: Path, out: Path) -> None:
     print(f"{_prog()}: report: {stats.path} ({stats.subcalls} subcalls)", file=sys.stderr)
 
 
+def _resolve_model(config: GuardConfig) -> GuardConfig:
+    """Ask a server with no model set which it serves, now: a bad model or a missing price is exit 2 before any work."""
+    if config.model is not None or (config.dry_run and config.has_price_override):
+        return config
+    from rlm._transport import Transport
+
+    where = config.public_dict()["base_url"]
+    transport = Transport(api_key=config.api_key, base_url=config.base_url)
+    try:
+        served = transport.list_models(timeout=10.0)
+    except Exception as exc:
+        need = "the model's price" if config.dry_run else "a model"
+        _fail(f"No model is set, and the server at {where} did not say which it serves (GET /models failed: "
+              f"{type(exc).__name__}); a run needs {need}. Check OPENAI_BASE_URL, or set RLM_MODEL (--model).")
+    finally:
+        transport.close()
+    model = Run(config, task="cli").adopt_model(served)  # ConfigError: several models, or no known price
+    return dataclasses.replace(config, model=model)
+
+
 def _check_rules(task: TaskInfo, *, strict: bool) -> None:
     """Warn about (or, with --strict, refuse) a task that breaks the four rules, before it spends anything."""
     import inspect
@@ -486,7 +538,19 @@ def _check_rules(task: TaskInfo, *, strict: bool) -> None:
         _fail(f"{len(findings)} problem(s) found by the checker in {task.name}; fix them, or run without --strict.")
 
 
-def _check_params(task: TaskInfo, params: dict[str, Any]) -> None:
+def _check_params(task: TaskInfo, given: list[tuple[str, Any, str]]) -> dict[str, Any]:
+    """The task's keyword arguments from --param: JSON values, but the text itself where it wants a str."""
+    import inspect
+
     from rlm.runtime import bind_params
 
+    try:
+        wanted = inspect.signature(task.function, eval_str=True).parameters
+    except (NameError, TypeError, ValueError):
+        wanted = inspect.signature(task.function).parameters
+    params = {}
+    for name, value, raw in given:
+        annotation = wanted[name].annotation if name in wanted else None
+        params[name] = raw if annotation in (str, "str") else value
     bind_params(task.function, params)
+    return params

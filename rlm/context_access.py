@@ -101,19 +101,26 @@ class Chunk(str):
     #: The file the chunk was read from (a context of files), or None for text.
     file: str | None
     _fixes: tuple[tuple[int, int], ...]  # (index of a U+FFFD that replaced bad bytes, how many bytes it replaced)
+    _file_start: int  # where the chunk's file starts in the context
 
     def __new__(cls, text: str, start: int, end: int, _fixes: tuple[tuple[int, int], ...] = (),
-                file: str | None = None) -> Chunk:
+                file: str | None = None, _file_start: int = 0) -> Chunk:
         obj = super().__new__(cls, text)
         obj.start = start
         obj.end = end
         obj.file = file
         obj._fixes = _fixes
+        obj._file_start = _file_start
         return obj
 
     @property
     def span(self) -> tuple[int, int]:
         return (self.start, self.end)
+
+    @property
+    def file_span(self) -> tuple[int, int]:
+        """The span in the chunk's own file (the same as ``span`` but for a context of several files)."""
+        return (self.start - self._file_start, self.end - self._file_start)
 
     def offset_of(self, index: int) -> int:
         """The context offset of position ``index`` of this string (``len(chunk)`` maps to ``end``).
@@ -142,8 +149,8 @@ class Chunk(str):
         return (self.offset_of(index), self.offset_of(index + len(text)))
 
     def __getnewargs__(  # type: ignore[override]
-            self) -> tuple[str, int, int, tuple[tuple[int, int], ...], str | None]:
-        return (str(self), self.start, self.end, self._fixes, self.file)
+            self) -> tuple[str, int, int, tuple[tuple[int, int], ...], str | None, int]:
+        return (str(self), self.start, self.end, self._fixes, self.file, self._file_start)
 
     def __repr__(self) -> str:
         text = str.__repr__(self)
@@ -178,11 +185,11 @@ def _decode_bytes(raw: bytes) -> tuple[str, tuple[tuple[int, int], ...]]:
     return "".join(parts), tuple(fixes)
 
 
-def _chunk_of(raw: str | bytes, start: int, end: int, file: str | None = None) -> Chunk:
+def _chunk_of(raw: str | bytes, start: int, end: int, file: str | None = None, file_start: int = 0) -> Chunk:
     if isinstance(raw, str):
-        return Chunk(raw, start, end, (), file)
+        return Chunk(raw, start, end, (), file, file_start)
     text, fixes = _decode_bytes(raw)
-    return Chunk(text, start, end, fixes, file)
+    return Chunk(text, start, end, fixes, file, file_start)
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,10 +329,10 @@ class _Part:
         """Local ``[lo, hi)`` as a Chunk with context offsets."""
         start, end = self.start + lo, self.start + hi
         if hi <= lo:
-            return Chunk("", start, max(start, end), (), self.file)
+            return Chunk("", start, max(start, end), (), self.file, self.start)
         with self.use() as buf:
             assert buf is not None
-            return _chunk_of(buf[lo:hi], start, end, self.file)
+            return _chunk_of(buf[lo:hi], start, end, self.file, self.start)
 
     def find_newline(self, lo: int, hi: int, *, last: bool = False) -> int:
         """Local position of the first (or last) newline in local ``[lo, hi)``, or -1."""
@@ -389,7 +396,13 @@ class Match(tuple):  # type: ignore[type-arg]
     @property
     def text(self) -> Chunk:
         part: _Part = self[4]
-        return _chunk_of(self[2], self[0], self[1], part.file)
+        return _chunk_of(self[2], self[0], self[1], part.file, part.start)
+
+    @property
+    def file_span(self) -> tuple[int, int]:
+        """The hit's span in its own file (the same as ``span`` but for a context of several files)."""
+        part: _Part = self[4]
+        return (self[0] - part.start, self[1] - part.start)
 
     @property
     def file(self) -> str | None:
@@ -412,6 +425,8 @@ class Match(tuple):  # type: ignore[type-arg]
         data: dict[str, object] = {"start": self.start, "end": self.end, "line": self.line, "text": str(self.text)}
         if self.file is not None:
             data["file"] = self.file
+            if self.file_span != self.span:
+                data["file_span"] = list(self.file_span)
         return data
 
     def __repr__(self) -> str:
@@ -445,7 +460,8 @@ class Context:
             offset = 0
             for file in files:
                 size = os.stat(file).st_size
-                self._parts.append(_Part(self, start=offset, length=size, name=_shown(file), path=file))
+                shown = name if name is not None and path is not None else _shown(file)  # e.g. "<stdin>"
+                self._parts.append(_Part(self, start=offset, length=size, name=shown, path=file))
                 offset += size
         self._starts = [p.start for p in self._parts]
         self._length = sum(p.length for p in self._parts)

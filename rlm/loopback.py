@@ -41,6 +41,7 @@ from typing import Any
 __all__ = ["Reply", "Fault", "RecordedRequest", "Generation", "LoopbackServer", "main"]
 
 _TOKEN = re.compile(r".{1,4}", re.S)
+_FAULT_KINDS = frozenset({"status", "hang", "trickle", "malformed", "drop", "cut"})
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,11 @@ class Fault:
     code: str | None = None
     headers: tuple[tuple[str, str], ...] = ()
     tokens: int = 3
+
+    def __post_init__(self) -> None:
+        if self.kind not in _FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {self.kind!r}: use one of {', '.join(sorted(_FAULT_KINDS))} "
+                             "(an HTTP status is Fault('status', status=429), or Fault.rate_limit())")
 
     @classmethod
     def rate_limit(cls, retry_after: float | str | None = None, retry_after_ms: float | str | None = None) -> Fault:

@@ -117,14 +117,17 @@ def _where(exc: BaseException) -> str:
     frames = traceback.extract_tb(exc.__traceback__)
     for frame in reversed(frames):
         path = os.path.abspath(frame.filename)
-        inside_library = path.startswith(_LIBRARY + os.sep) and not path.startswith(_BUILTIN_TASKS + os.sep)
-        if not inside_library and not path.startswith(_PYTHON):
+        builtin_task = path.startswith(_BUILTIN_TASKS + os.sep)  # a task's own code, even when installed
+        inside_library = path.startswith(_LIBRARY + os.sep) and not builtin_task
+        if builtin_task or (not inside_library and not path.startswith(_PYTHON)):
             try:
                 shown = os.path.relpath(path)
             except ValueError:  # another drive (Windows)
                 shown = path
-            return f" (at {shown if not shown.startswith('..' + os.sep + '..') else path}:{frame.lineno} " \
-                   f"in {frame.name})"
+            # Inside the working directory: a short relative path; anywhere else: the absolute one.
+            if shown.startswith(os.pardir):
+                shown = path
+            return f" (at {shown}:{frame.lineno} in {frame.name})"
     return ""
 
 
@@ -141,11 +144,28 @@ def task_source_sha256(task_fn: Callable[..., Any]) -> str | None:
     return hashlib.sha256(source.encode("utf-8", errors="surrogatepass")).hexdigest()
 
 
-def bind_params(task_fn: Callable[..., Any], params: Mapping[str, Any]) -> None:
-    """Check that ``params`` are exactly what ``task_fn`` takes after the context; TaskError naming its signature."""
+def _signature(task_fn: Callable[..., Any]) -> inspect.Signature | None:
     try:
-        signature = inspect.signature(task_fn)
-    except (TypeError, ValueError):
+        return inspect.signature(task_fn, eval_str=True)
+    except (NameError, TypeError, ValueError):
+        try:
+            return inspect.signature(task_fn)
+        except (TypeError, ValueError):
+            return None
+
+
+_SIMPLE_TYPES: dict[Any, tuple[type, ...]] = {int: (int,), float: (int, float), str: (str,), bool: (bool,),
+                                              list: (list,), dict: (dict,)}
+
+
+def bind_params(task_fn: Callable[..., Any], params: Mapping[str, Any]) -> None:
+    """Check that ``params`` are exactly what ``task_fn`` takes after the context, of the types it says.
+
+    Raises TaskError naming the task's signature; only plain annotations (``int``, ``float``, ``str``,
+    ``bool``, ``list[...]``, ``dict[...]``) are checked.
+    """
+    signature = _signature(task_fn)
+    if signature is None:
         return
     name = getattr(task_fn, "__name__", "task")
     shown = "(" + ", ".join(str(p) for p in list(signature.parameters.values())[1:]) + ")"
@@ -157,6 +177,13 @@ def bind_params(task_fn: Callable[..., Any], params: Mapping[str, Any]) -> None:
             f"Task {name} takes the context and then {shown}; the parameters given ({given}) do not fit: {exc}. "
             "Pass each with --param NAME=VALUE (run_task(..., params={...}))."
         ) from None
+    for key, value in params.items():
+        annotation = signature.parameters[key].annotation if key in signature.parameters else None
+        expected = _SIMPLE_TYPES.get(getattr(annotation, "__origin__", annotation))
+        if expected is None or isinstance(value, expected) and not (isinstance(value, bool) and bool not in expected):
+            continue
+        kind = getattr(annotation, "__name__", str(annotation))
+        raise TaskError(f"Parameter {key} of task {name} must be {kind} (got {value!r}); its signature is {shown}.")
 
 
 class _Interrupted(RuntimeLimitError):

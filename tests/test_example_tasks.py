@@ -129,6 +129,9 @@ def test_a_folder_of_rotated_logs_is_counted_as_one_log(llm: LoopbackServer, tmp
     first = gold["families"]["refused"]["lines"][0]
     index = max(i for i, cut in enumerate(cuts[:-1]) if first > cut)
     assert refused["first_line"] == {"file": str(folder / names[index]), "line": first - cuts[index]}
+    example = refused["example"]  # its file_span slices the file it names
+    a, b = example["file_span"]
+    assert Path(example["file"]).read_bytes()[a:b].decode() == example["text"]
 
 
 def test_a_limit_keeps_every_count_and_the_kinds_explained_so_far(llm: LoopbackServer, tmp_path: Path) -> None:

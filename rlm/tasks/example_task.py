@@ -80,7 +80,10 @@ def _where(m: Match) -> dict[str, Any]:
 def _example(m: Match) -> dict[str, Any]:
     line = m.text
     text = str(line)[:MAX_LINE_TEXT]
-    return {"text": text, "file": m.file, "line": m.line, "span": [m.start, line.offset_of(len(text))]}
+    end = line.offset_of(len(text))
+    file_start = m.start - m.file_span[0]
+    return {"text": text, "file": m.file, "line": m.line, "span": [m.start, end],
+            "file_span": [m.start - file_start, end - file_start]}
 
 
 @dataclass
