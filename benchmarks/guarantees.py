@@ -142,9 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     limit = 0.5 if args.quick else 3.0
     rows: list[list[str]] = []
     with tempfile.TemporaryDirectory() as tmp, LoopbackServer(default="ok") as server:
-        rows += catastrophic(Path(tmp), limit, 200_000 if args.quick else 5_000_000, 1.0 if args.quick else 10.0)
+        rows += catastrophic(Path(tmp), limit, 200_000 if args.quick else 5_000_000, 0.3 if args.quick else 10.0)
         rows += stuck_in_c(Path(tmp), limit, server)
-        rows += abandoned(server, 0.5 if args.quick else 1.0, 320 if args.quick else 4000)
+        rows += abandoned(server, 0.3 if args.quick else 1.0, 100 if args.quick else 4000)
     print()
     print(table(["guarantee", "setup", "rlm", "baseline", "target"], rows))
     return 0

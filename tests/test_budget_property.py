@@ -54,7 +54,7 @@ def server() -> Iterator[tuple[LoopbackServer, Scenario]]:
         yield srv, scenario
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     price_in=st.sampled_from([0, 0.05, 0.15, 2.5, 15, 75]),
     price_out=st.sampled_from([0, 0.2, 0.6, 10, 60, 150]),

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
+import pytest
+
+from rlm.cli import main
 from rlm.loopback import LoopbackServer
 from tests.conftest import ROOT
 
@@ -28,18 +28,17 @@ def test_policy_states_the_rules_and_how_to_run() -> None:
         assert needle in POLICY, needle
 
 
-def test_the_policy_task_template_runs(llm: LoopbackServer, tmp_path: Path) -> None:
+def test_the_policy_task_template_runs(llm: LoopbackServer, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
     code = [b for b in re.findall(r"```python\n(.*?)```", POLICY, re.S) if "def find_timeouts" in b][0]
     task = tmp_path / "timeouts.py"
     task.write_text(code)
     log = tmp_path / "app.log"
     log.write_text("ok\nupstream timed out after 30s\nok\nread timeout on db\nfine\n")
     llm.responder = lambda body: "retryable"
-    env = {**os.environ, "RLM_CACHE_DIR": str(tmp_path / "cache")}
     for extra in (["--dry-run"], []):
-        proc = subprocess.run([sys.executable, str(ROOT / "run.py"), str(log), "--task", f"{task}:find_timeouts",
-                               *extra], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
-        assert proc.returncode == 0, proc.stderr
-    result = json.loads(proc.stdout)["result"]
+        assert main([str(log), "--task", f"{task}:find_timeouts", *extra]) == 0
+        out = capsys.readouterr().out
+    result = json.loads(out)["result"]
     assert result["count"] == 2 and result["retryable"] == 2
     assert [t["line"] for t in result["timeouts"]] == [2, 4]

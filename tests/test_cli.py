@@ -400,11 +400,17 @@ def test_a_task_is_checked_before_it_runs_and_strict_refuses(llm: LoopbackServer
     assert cli(LOG, "--task", "find_errors_in_log", "--dry-run", "--strict").code == 0
 
 
-def test_report_flag_and_subcommand_write_an_html_report(llm: LoopbackServer, cli: Cli, tmp_path: Path) -> None:
+def test_report_flag_and_subcommand_write_an_html_report(llm: LoopbackServer, cli: Cli, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     html = tmp_path / "run.html"
     ran = cli(LOG, "--task", "find_errors_in_log", "--report", str(html))
     assert ran.code == 0 and html.stat().st_size > 1000 and "report: " in ran.stderr
-    assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob("rlm-trace-*.jsonl"))  # its scratch trace is gone
+    assert list(scratch.iterdir()) == []  # its scratch trace is gone
     trace = tmp_path / "t.jsonl"
     assert cli(LOG, "--task", "find_errors_in_log", "--trace", str(trace)).code == 0
     assert cli("report", str(trace), "-o", str(tmp_path / "again.html")).code == 0

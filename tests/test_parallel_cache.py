@@ -156,7 +156,7 @@ def test_warm_cache_replays_with_zero_requests_and_zero_cost(llm: LoopbackServer
     llm.responder = lambda body: Reply(body["messages"][1]["content"][:10], prompt_tokens=100, completion_tokens=5)
     cold = run_task(three_questions, "x", cached(tmp_path))
     assert len(llm.chat_requests) == 3 and cold["budget_summary"]["cache"] == {
-        "hits": 0, "misses": 3, "saved_usd": 0.0}
+        "hits": 0, "misses": 3, "saved_usd": 0.0, "replayed_calls": 0, "new_calls": 3}
     warm = run_task(three_questions, "x", cached(tmp_path))
     assert len(llm.chat_requests) == 3  # nothing new was sent
     assert warm["result"] == cold["result"]
@@ -240,18 +240,26 @@ def cli(*args: str, cache_dir: Path) -> subprocess.Popen[str]:
                             stderr=subprocess.PIPE, text=True)
 
 
-def test_cli_caches_by_default_and_replays_with_zero_requests(llm: LoopbackServer, tmp_path: Path) -> None:
+def test_cli_caches_by_default_and_replays_with_zero_requests(llm: LoopbackServer, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from rlm.cli import main
+
+    monkeypatch.setenv("RLM_CACHE_DIR", str(tmp_path))
     log = str(ROOT / "examples" / "server.log")
-    first = cli(log, "--task", "find_errors_in_log", cache_dir=tmp_path).communicate(timeout=60)[0]
+
+    def run(*extra: str) -> dict[str, Any]:
+        assert main([log, "--task", "find_errors_in_log", *extra]) == 0
+        return json.loads(capsys.readouterr().out)  # type: ignore[no-any-return]
+
+    first = run()
     assert len(llm.chat_requests) == 4  # one per kind of problem in the example log
-    second = cli(log, "--task", "find_errors_in_log", cache_dir=tmp_path).communicate(timeout=60)[0]
+    second = run()
     assert len(llm.chat_requests) == 4
-    assert json.loads(first)["result"] == json.loads(second)["result"]
-    assert json.loads(second)["budget_summary"]["cache"]["hits"] == 4
-    cli(log, "--task", "find_errors_in_log", "--no-cache", cache_dir=tmp_path).communicate(timeout=60)
+    assert first["result"] == second["result"] and second["budget_summary"]["cache"]["hits"] == 4
+    run("--no-cache")
     assert len(llm.chat_requests) == 8
-    out = cli("--clear-cache", cache_dir=tmp_path).communicate(timeout=60)[0]
-    assert "Cleared the response cache" in out
+    assert main(["--clear-cache"]) == 0 and "Cleared the response cache" in capsys.readouterr().out
 
 
 def test_two_processes_share_one_cache(llm: LoopbackServer, tmp_path: Path) -> None:

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import re
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -86,12 +83,18 @@ def test_the_quick_start_opens_with_install_and_test_commands() -> None:
 
 
 @pytest.mark.parametrize("command", readme_commands())
-def test_readme_commands_run(command: str, llm: LoopbackServer, tmp_path: Path) -> None:
+def test_readme_commands_run(command: str, llm: LoopbackServer, monkeypatch: pytest.MonkeyPatch,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    """Each `python run.py ...` line of the README, through the same main() run.py calls."""
+    from rlm.cli import main
+
+    monkeypatch.chdir(ROOT)
     args = shlex.split(command)
-    proc = subprocess.run([sys.executable, *args[1:]], cwd=ROOT, env=dict(os.environ), capture_output=True, text=True,
-                          timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    assert '"status": "completed"' in proc.stdout
+    assert args[:2] == ["python", "run.py"]
+    code = main(args[2:])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert '"status": "completed"' in out
 
 
 def test_readme_trace_schema_matches_the_events_written(llm: LoopbackServer, tmp_path: Path) -> None:
