@@ -74,6 +74,16 @@ def generate(path: Path, size: int, seed: int = 1234) -> None:
     tmp.replace(path)
 
 
+def synthetic_log(folder: Path, size: int) -> Path:
+    """The synthetic log of about ``size`` bytes in ``folder``, generated on first use and reused after."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"synthetic-{size}.log"
+    if not path.exists():
+        print(f"generating {path} ({size / 1e9:.2f} GB)...", flush=True)
+        generate(path, size)
+    return path
+
+
 def grep_count(path: Path, pattern: str, flags: list[str]) -> int:
     grep = shutil.which("grep")
     if grep is None:
@@ -90,11 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (best is kept)")
     args = parser.parse_args(argv)
 
-    args.dir.mkdir(parents=True, exist_ok=True)
-    path = args.dir / f"synthetic-{args.size}.log"
-    if not path.exists():
-        print(f"generating {path} ({args.size / 1e9:.2f} GB)...", flush=True)
-        generate(path, args.size)
+    path = synthetic_log(args.dir, args.size)
     size = os.path.getsize(path)
     grep_count(path, "warm the page cache", [])
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import openai  # noqa: F401  # imported up front: a process's first import of the SDK is on no run's clock
 from _common import peak_rss_anon, rss_anon_mb, table
-from context_search import generate, parse_size
+from context_search import generate, parse_size, synthetic_log
 
 from rlm.guards import GuardConfig
 from rlm.loopback import LoopbackServer
@@ -64,11 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--file-size", type=parse_size, default=parse_size("100K"), help="size of each file")
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "rlm-bench")
     args = parser.parse_args(argv)
-    args.dir.mkdir(parents=True, exist_ok=True)
-    log = args.dir / f"synthetic-{args.size}.log"
-    if not log.exists():
-        print(f"generating {log} ...", flush=True)
-        generate(log, args.size)
+    log = synthetic_log(args.dir, args.size)
     corpus = args.dir / f"corpus-{args.files}x{args.file_size}"
     if not corpus.exists():
         print(f"generating {corpus} ...", flush=True)

@@ -44,3 +44,21 @@ def log_file(tmp_path: Path) -> Path:
         encoding="utf-8",
     )
     return path
+
+
+@pytest.fixture
+def stuck_task(tmp_path: Path) -> str:
+    """``path.py:stuck``: a task that publishes, makes two calls, then sticks in C code that holds the GIL."""
+    path = tmp_path / "stuck.py"
+    path.write_text(
+        "import re\n"
+        "from rlm.context_access import context_head\n"
+        "from rlm.runtime import publish\n"
+        "from rlm.subcalls import semantic_subcall\n\n"
+        "def stuck(context):\n"
+        "    seen = publish('seen', [])\n"
+        "    seen.append(semantic_subcall('First.', context_head(context, 100)))\n"
+        "    semantic_subcall('Second.', context_head(context, 50))\n"
+        "    re.match(r'(a+)+$', 'a' * 64 + 'b')  # catastrophic backtracking in C: no thread can interrupt it\n"
+        "    return seen\n")
+    return f"{path}:stuck"

@@ -76,25 +76,9 @@ def test_a_signal_ends_the_run_within_a_second_with_the_partial_result(
     assert len(llm.chat_requests) == 4  # nothing new started after the signal
 
 
-STUCK = """
-import re
-from rlm.context_access import context_head
-from rlm.runtime import publish
-from rlm.subcalls import semantic_subcall
-
-def stuck(context):
-    seen = publish("seen", [])
-    seen.append(semantic_subcall("First.", context_head(context, 100)))
-    semantic_subcall("Second.", context_head(context, 50))
-    re.match(r"(a+)+$", "a" * 64 + "b")
-    return seen
-"""
-
-
 def test_a_second_ctrl_c_exits_at_once_even_from_code_that_cannot_be_interrupted(
-        llm: LoopbackServer, tmp_path: Path) -> None:
-    (tmp_path / "stuck.py").write_text(STUCK)
-    proc = start([RUN, LOG, "--task", f"{tmp_path / 'stuck.py'}:stuck", "--no-cache", "--timeout", "60"])
+        llm: LoopbackServer, stuck_task: str) -> None:
+    proc = start([RUN, LOG, "--task", stuck_task, "--no-cache", "--timeout", "60"])
     wait_for_calls(llm, 2)
     time.sleep(0.3)  # inside re.match now
     proc.send_signal(signal.SIGINT)
