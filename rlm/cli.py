@@ -303,6 +303,9 @@ def _main(argv: Sequence[str] | None) -> int:
         _fail("the FILE argument is required")
     if "-" in args.file and len(args.file) > 1:
         _fail("'-' (standard input) cannot be combined with other files")
+    for given in args.file:  # bad input is reported before anything else is done
+        if given != "-":
+            _check_file(Path(given), args.allow_binary)
     task = load_task(args.task)
     params = _check_params(task, args.param)
     _check_rules(task, strict=args.strict)
@@ -331,8 +334,8 @@ def _main(argv: Sequence[str] | None) -> int:
 
         source = open_context(stdin_file, name="<stdin>")
     try:
-        for path in paths:
-            _check_file(path, args.allow_binary)
+        if stdin_file is not None:
+            _check_file(stdin_file, args.allow_binary)
         if args.trace and not args.resume:
             _warn_if_changed(Path(args.trace), task, source)
         if args.confirm_above is not None and not config.dry_run:
