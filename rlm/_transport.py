@@ -40,7 +40,6 @@ __all__ = ["Transport", "is_openai", "EMPTY_STREAM"]
 
 #: What a stream that ended with no answer and no finish reason is reported as.
 EMPTY_STREAM = "the server ended the stream with no answer and no finish reason"
-_EMPTY_STREAM = EMPTY_STREAM
 
 #: How often a wait for an answer looks whether the run was stopped (Ctrl-C, SIGTERM).
 _ABANDON_POLL = 0.05
@@ -176,7 +175,7 @@ class _Attempt:
                 return self._broken("abandoned at the deadline", abandoned=True)
             if not answer.complete:
                 if answer.done and not "".join(answer.parts):
-                    return self._broken(_EMPTY_STREAM)
+                    return self._broken(EMPTY_STREAM)
                 return self._broken("the answer stopped before it was complete")
             return AttemptReport(
                 sent=True, complete=True, text="".join(answer.parts), usage=answer.usage, headers=self._headers,

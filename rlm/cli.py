@@ -543,14 +543,10 @@ def _check_rules(task: TaskInfo, *, strict: bool) -> None:
 
 def _check_params(task: TaskInfo, given: list[tuple[str, Any, str]]) -> dict[str, Any]:
     """The task's keyword arguments from --param: JSON values, but the text itself where it wants a str."""
-    import inspect
+    from rlm.runtime import bind_params, task_signature
 
-    from rlm.runtime import bind_params
-
-    try:
-        wanted = inspect.signature(task.function, eval_str=True).parameters
-    except (NameError, TypeError, ValueError):
-        wanted = inspect.signature(task.function).parameters
+    signature = task_signature(task.function)
+    wanted = signature.parameters if signature is not None else {}
     params = {}
     for name, value, raw in given:
         annotation = wanted[name].annotation if name in wanted else None

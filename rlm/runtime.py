@@ -37,7 +37,8 @@ from rlm.errors import (
 from rlm.guards import GuardConfig, Run, current_run
 from rlm.trace import redact
 
-__all__ = ["run_task", "TaskBuilder", "publish", "bind_params", "task_source_sha256", "TaskFn"]
+__all__ = ["run_task", "TaskBuilder", "publish", "bind_params", "describe_parameters", "task_signature",
+           "task_source_sha256", "TaskFn"]
 
 TaskFn = Callable[[Context], Any]
 V = TypeVar("V")
@@ -144,7 +145,8 @@ def task_source_sha256(task_fn: Callable[..., Any]) -> str | None:
     return hashlib.sha256(source.encode("utf-8", errors="surrogatepass")).hexdigest()
 
 
-def _signature(task_fn: Callable[..., Any]) -> inspect.Signature | None:
+def task_signature(task_fn: Callable[..., Any]) -> inspect.Signature | None:
+    """The task's signature with its annotations evaluated (as written when they cannot be), or None."""
     try:
         return inspect.signature(task_fn, eval_str=True)
     except (NameError, TypeError, ValueError):
@@ -152,6 +154,16 @@ def _signature(task_fn: Callable[..., Any]) -> inspect.Signature | None:
             return inspect.signature(task_fn)
         except (TypeError, ValueError):
             return None
+
+
+def describe_parameters(task_fn: Callable[..., Any]) -> str:
+    """The task's own parameters (after the context) as a call signature: ``(question: str, max_windows=8)``."""
+    signature = task_signature(task_fn)
+    if signature is None:
+        return "(...)"
+    params = list(signature.parameters.values())[1:]
+    return "(" + ", ".join(str(p).replace("'", "") if isinstance(p.annotation, str) else str(p)
+                           for p in params) + ")"
 
 
 _SIMPLE_TYPES: dict[Any, tuple[type, ...]] = {int: (int,), float: (int, float), str: (str,), bool: (bool,),
@@ -164,11 +176,11 @@ def bind_params(task_fn: Callable[..., Any], params: Mapping[str, Any]) -> None:
     Raises TaskError naming the task's signature; only plain annotations (``int``, ``float``, ``str``,
     ``bool``, ``list[...]``, ``dict[...]``) are checked.
     """
-    signature = _signature(task_fn)
+    signature = task_signature(task_fn)
     if signature is None:
         return
     name = getattr(task_fn, "__name__", "task")
-    shown = "(" + ", ".join(str(p) for p in list(signature.parameters.values())[1:]) + ")"
+    shown = describe_parameters(task_fn)
     try:
         signature.bind(None, **params)
     except TypeError as exc:

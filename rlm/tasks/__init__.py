@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from rlm.errors import TaskError
+from rlm.runtime import describe_parameters
 
 __all__ = ["TaskInfo", "Discovery", "discover_tasks", "load_task", "describe_parameters", "BUILTIN"]
 
@@ -58,20 +59,6 @@ class Discovery:
 
     tasks: dict[str, TaskInfo]
     broken: dict[str, str]
-
-
-def describe_parameters(fn: Callable[..., Any]) -> str:
-    """The task's own parameters (after the context) as a call signature: ``(question: str, max_windows=8)``."""
-    try:
-        signature = inspect.signature(fn, eval_str=True)
-    except (NameError, TypeError, ValueError):  # an annotation that cannot be evaluated: show it as written
-        try:
-            signature = inspect.signature(fn)
-        except (TypeError, ValueError):
-            return "(...)"
-    params = list(signature.parameters.values())[1:]
-    return "(" + ", ".join(str(p).replace("'", "") if isinstance(p.annotation, str) else str(p)
-                           for p in params) + ")"
 
 
 def _is_task(obj: Any, module_name: str) -> bool:

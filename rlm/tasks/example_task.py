@@ -138,12 +138,8 @@ def find_errors_in_log(context: Context) -> dict[str, Any]:
         entry.last = m
         if len(entry.examples) < MAX_EXAMPLES:
             entry.examples.append(m)
+    # Line numbers only for the lines cited (the line index's checkpoints make any order one pass at most).
     ordered = sorted(signatures.values(), key=lambda s: (-s.count, s.first.start))
-    # Line numbers only for the lines cited, looked up in file order: one pass over the input at most.
-    cited = sorted({(m.start, id(m)): m for s in ordered for m in (s.first, s.last, *s.examples)}.values(),
-                   key=lambda m: m.start)
-    for m in cited:
-        m.line  # noqa: B018  # counted now, in order; later reads are cheap
     findings: list[dict[str, Any]] = publish("findings", [])
     by_signature: dict[str, dict[str, Any]] = {}
     for kind in ordered:
