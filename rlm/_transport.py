@@ -215,9 +215,17 @@ class _Attempt:
             return self._broken(f"malformed answer ({redact(str(exc))[:200]})", error=exc)
         if isinstance(exc, _StreamError):
             return self._broken(f"the server reported an error mid-answer: {redact(str(exc))[:200]}", error=exc)
-        if isinstance(exc, openai.APIError):
+        # Once the stream is open, the HTTP library's own errors reach us unwrapped by the SDK. They are
+        # matched by class name: the SDK's HTTP library is `httpx` or `httpx2` depending on its version.
+        if _is_a(exc, "TimeoutException"):
+            return self._broken("request timed out", error=exc)
+        if isinstance(exc, openai.APIError) or _is_a(exc, "TransportError"):
             return self._broken("connection broke mid-answer", error=exc)
         return self._broken(f"unexpected failure: {redact(repr(exc))[:200]}", error=exc)
+
+
+def _is_a(exc: BaseException, class_name: str) -> bool:
+    return any(cls.__name__ == class_name for cls in type(exc).__mro__)
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:

@@ -366,3 +366,10 @@ def test_tiktoken_counts_are_used_when_its_encoding_loads(monkeypatch: pytest.Mo
         assert count.tokens == len("héllo".encode()) + len("user") + 4 + 3
     finally:
         _encoding.cache_clear()
+
+
+def test_an_answer_cut_mid_stream_every_time_says_the_connection_broke(llm: LoopbackServer) -> None:
+    llm.script(*[Fault("cut", tokens=1)] * 2)
+    result = run_task(one_call, "text", GuardConfig(max_retries=1))
+    assert result["status"] == "error" and "failed 2 times in a row" in result["error"]
+    assert "connection broke mid-answer" in result["error"] and "RemoteProtocolError(" not in result["error"]
