@@ -375,7 +375,13 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"{_prog()}: {result['status']}: {result['error']}", file=sys.stderr)
     if debug and trace_text:
         print(redact(trace_text).rstrip(), file=sys.stderr)
-    dry = (result.get("budget_summary") or {}).get("dry_run")
+    summary = result.get("budget_summary") or {}
+    defaulted = summary.get("answers_defaulted", 0)
+    if defaulted:
+        print(f"{_prog()}: warning: {defaulted} model answer(s) did not read as the task asked and fell back to "
+              "its default=, so the result lacks what they should have said. Look at the answers with "
+              "--report or --trace: the model may not follow the format.", file=sys.stderr)
+    dry = summary.get("dry_run")
     if isinstance(dry, dict) and not dry.get("fits_budget", True):
         print(f"{_prog()}: warning: the dry run's worst case, ${dry['worst_case_cost_usd']:.6f} for {dry['subcalls']} "
               f"subcalls, is more than the {format_usd(config.max_cost or 0)} budget: a real run may stop early "

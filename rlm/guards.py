@@ -414,6 +414,7 @@ class _Counters:
     input_tokens: int = 0
     output_tokens: int = 0
     usage_missing: int = 0
+    answers_defaulted: int = 0
     cap_breaches: int = 0
     cache_hits: int = 0
     cache_misses: int = 0
@@ -815,6 +816,7 @@ class Run:
             "reserved_in_flight_usd": float(reserved),
             "kept_reservations_usd": float(kept),
             "usage_missing": c.usage_missing,
+            "answers_defaulted": c.answers_defaulted,
             "output_cap_breaches": c.cap_breaches,
             "overrun_usd": float(overrun),
             "admission_waits": waits,

@@ -286,7 +286,7 @@ def semantic_subcall_json(prompt: str, chunk: str, default: Any = None) -> Any:
     if ok:
         return value
     if default is not None:
-        return copy.deepcopy(default)
+        return _fell_back(copy.deepcopy(default))
     raise SubcallParseError(
         f"The model's answer was not JSON: {_excerpt(answer)}. Pass default=... to fall back instead of failing.",
         answer=answer,
@@ -297,7 +297,7 @@ def semantic_subcall_bool(prompt: str, chunk: str, default: bool = False) -> boo
     """Ask a yes/no question; "Yes.", "no, because…", "TRUE" all read. Anything else is ``default``."""
     answer = _ask("bool", prompt, chunk, suffix=_BOOL_SUFFIX, dry_answer="yes" if default else "no")
     value = parse_bool(answer)
-    return default if value is None else value
+    return _fell_back(default) if value is None else value
 
 
 def semantic_subcall_choice(prompt: str, chunk: str, choices: Sequence[str], default: str | None = None) -> str:
@@ -314,12 +314,20 @@ def semantic_subcall_choice(prompt: str, chunk: str, choices: Sequence[str], def
     if picked is not None:
         return picked
     if default is not None:
-        return default
+        return _fell_back(default)
     raise SubcallParseError(
         f"The model's answer {_excerpt(answer)} names none, or more than one, of {options}. "
         "Pass default=... to fall back instead of failing.",
         answer=answer,
     )
+
+
+def _fell_back(default: T) -> T:
+    """Count an answer that did not read, so a run that quietly returned defaults says so."""
+    run = current_run()
+    if run is not None:
+        run.count(answers_defaulted=1)
+    return default
 
 
 def _validate_choices(choices: Sequence[str], default: str | None) -> list[str]:

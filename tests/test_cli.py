@@ -74,6 +74,14 @@ def test_completed_exit_0(llm: LoopbackServer, cli: Cli) -> None:
     assert ran.stderr == ""  # not a terminal: nothing extra
 
 
+def test_a_model_that_ignores_the_format_is_reported_not_silently_defaulted(llm: LoopbackServer, cli: Cli) -> None:
+    llm.responder = lambda body: "warning"
+    ran = cli(LOG, "--task", "find_errors_in_log")
+    assert ran.code == 0 and ran.result["result"]["metadata"]["classified"] == 0
+    assert ran.result["budget_summary"]["answers_defaulted"] == 4
+    assert "4 model answer(s) did not read as the task asked" in ran.stderr and "--report" in ran.stderr
+
+
 def test_default_task_analyzes_the_document(llm: LoopbackServer, cli: Cli) -> None:
     llm.responder = lambda body: (
         '{"claims": [{"claim": "Throughput rose 11%.", "confidence": "high"}]}'

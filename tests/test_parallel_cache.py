@@ -262,8 +262,12 @@ def test_cli_caches_by_default_and_replays_with_zero_requests(llm: LoopbackServe
     assert main(["--clear-cache"]) == 0 and "Cleared the response cache" in capsys.readouterr().out
 
 
+JUDGED = '{"severity": "error", "summary": "It broke."}'
+
+
 def test_two_processes_share_one_cache(llm: LoopbackServer, tmp_path: Path) -> None:
     llm.latency = 0.05
+    llm.default = JUDGED
     log = str(ROOT / "examples" / "server.log")
     procs = [cli(log, "--task", "find_errors_in_log", cache_dir=tmp_path) for _ in range(2)]
     outs = [p.communicate(timeout=60) for p in procs]
@@ -275,6 +279,7 @@ def test_two_processes_share_one_cache(llm: LoopbackServer, tmp_path: Path) -> N
 
 
 def test_corrupt_cache_warning_is_one_line_in_the_cli(llm: LoopbackServer, tmp_path: Path) -> None:
+    llm.default = JUDGED  # an answer in the task's format: the cache's warning is the only one
     (tmp_path / "responses.sqlite3").write_bytes(b"garbage" * 500)
     proc = cli(str(ROOT / "examples" / "server.log"), "--task", "find_errors_in_log", cache_dir=tmp_path)
     out, err = proc.communicate(timeout=60)

@@ -131,6 +131,16 @@ def test_json_default_on_garbage_and_error_without_default(llm: LoopbackServer) 
     assert result["status"] == "error" and "SubcallParseError" in result["error"] and "default=" in result["error"]
 
 
+def test_every_answer_that_falls_back_to_its_default_is_counted(llm: LoopbackServer) -> None:
+    llm.script("{\"a\": 1}", "nonsense", "yes", "perhaps", "info", "all of them")
+    result = run(lambda c: [semantic_subcall_json("x", "c", default={}), semantic_subcall_json("x", "c", default={}),
+                            semantic_subcall_bool("x", "c"), semantic_subcall_bool("x", "c"),
+                            semantic_subcall_choice("x", "c", CHOICES, default="info"),
+                            semantic_subcall_choice("x", "c", CHOICES, default="info")])
+    assert result["result"] == [{"a": 1}, {}, True, False, "info", "info"]
+    assert result["budget_summary"]["answers_defaulted"] == 3
+
+
 def test_bool_subcall(llm: LoopbackServer) -> None:
     llm.script("Yes, it does.", "no.", "perhaps")
     result = run(lambda c: [semantic_subcall_bool("Error?", "x"), semantic_subcall_bool("Error?", "x"),
