@@ -147,33 +147,48 @@ def _list_tasks() -> str:
     return "\n".join(lines)
 
 
-def _check_file(path: Path, allow_binary: bool) -> None:
+def _check_file(path: Path, allow_binary: bool, *, stdin: bool = False) -> None:
     try:
-        mode = os.stat(path).st_mode
+        info = os.stat(path)
     except FileNotFoundError:
         _fail(f"No such file: {path}")
     except OSError as exc:
         _fail(f"Cannot read {path}: {exc.strerror or exc}.")
-    if stat.S_ISDIR(mode):
+    if stat.S_ISDIR(info.st_mode):
         if not any(True for _ in path.iterdir()):
             _fail(f"{path} is an empty directory; pass files, or a directory that holds some.")
         from rlm.context_access import open_context
 
         try:  # a directory of binary files only, say
-            open_context(path).close()
+            context = open_context(path)
         except ContextAccessError as exc:
             _fail(str(exc))
+        context.close()
+        if context.skipped:
+            shown = ", ".join(context.skipped[:3]) + (f" and {len(context.skipped) - 3} more"
+                                                       if len(context.skipped) > 3 else "")
+            print(f"{_prog()}: warning: left out {len(context.skipped)} binary or compressed file(s) of {path}: "
+                  f"{shown}. Decompress compressed logs first (zcat ... | {_prog()} - --task NAME).", file=sys.stderr)
         return
-    if not stat.S_ISREG(mode):
-        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a FIFO" if stat.S_ISFIFO(info.st_mode) else "a socket" if stat.S_ISSOCK(info.st_mode) else "a device"
         _fail(f"{path} is {kind}, not a regular file; save its contents to a file, or pipe them to '-'.")
+    name = "standard input" if stdin else str(path)
+    if info.st_size == 0:
+        print(f"{_prog()}: warning: {name} is empty, so the task sees no text.", file=sys.stderr)
     try:
         with open(path, "rb") as f:
             head = f.read(_SNIFF_BYTES)
     except OSError as exc:
-        _fail(f"Cannot read {path}: {exc.strerror or exc}.")
+        _fail(f"Cannot read {name}: {exc.strerror or exc}.")
+    from rlm.context_access import compression
+
+    packed = compression(head)
+    if packed is not None and not allow_binary:
+        fix = f"pipe it through {packed[1]}" if stdin else f"pipe it in: {packed[1]} {path} | {_prog()} - --task NAME"
+        _fail(f"{name} is {packed[0]}-compressed, and rlm reads text. Decompress it first, or {fix}.")
     if b"\0" in head and not allow_binary:
-        _fail(f"{path} looks binary (NUL bytes in its first {_SNIFF_BYTES} bytes). "
+        _fail(f"{name} looks binary (NUL bytes in its first {_SNIFF_BYTES} bytes). "
               "Pass --allow-binary to analyse it anyway.")
 
 
@@ -335,7 +350,7 @@ def _main(argv: Sequence[str] | None) -> int:
         source = open_context(stdin_file, name="<stdin>")
     try:
         if stdin_file is not None:
-            _check_file(stdin_file, args.allow_binary)
+            _check_file(stdin_file, args.allow_binary, stdin=True)
         if args.trace and not args.resume:
             _warn_if_changed(Path(args.trace), task, source)
         if args.confirm_above is not None and not config.dry_run:

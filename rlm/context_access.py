@@ -688,12 +688,26 @@ def _regular(path: Path) -> bool:
         return False
 
 
+# The formats logs are rotated into, by magic number, and the command that turns each back into text.
+_COMPRESSED = ((b"\x1f\x8b", "gzip", "zcat"), (b"\x28\xb5\x2f\xfd", "zstd", "zstdcat"),
+               (b"\xfd7zXZ\x00", "xz", "xzcat"), (b"BZh", "bzip2", "bzcat"))
+
+
+def compression(head: bytes) -> tuple[str, str] | None:
+    """The compressed format a file's first bytes announce, and the command that decompresses it."""
+    for magic, name, tool in _COMPRESSED:
+        if head.startswith(magic) and (name != "bzip2" or head[3:4].isdigit()):
+            return name, tool
+    return None
+
+
 def _looks_binary(path: Path) -> bool:
     try:
         with open(path, "rb") as f:
-            return b"\0" in f.read(_SNIFF_BYTES)
+            head = f.read(_SNIFF_BYTES)
     except OSError:
         return False
+    return b"\0" in head or compression(head) is not None
 
 
 def _expand(source: Path) -> tuple[list[Path], list[str]]:
@@ -845,6 +859,12 @@ def context_finditer(
     come. Over files the pattern is matched against UTF-8 bytes: ``\\w``,
     ``\\d`` and ``re.IGNORECASE`` are ASCII-only there. No match spans two files.
     """
+    return _scan(ctx, pattern, flags, start, end, "context_finditer")
+
+
+def _scan(ctx: ContextSource, pattern: str | re.Pattern[str], flags: int, start: int, end: int | None,
+          function: str) -> Generator[Match, None, None]:
+    """The one search loop; the trace names the public ``function`` that asked for it."""
     context = _ctx(ctx)
     rx = _compile(context, pattern, flags)
     lo, hi = _range(context, start, end)
@@ -878,7 +898,7 @@ def context_finditer(
         raise run.runtime_error() from None
     finally:
         in_files = {p.file for p, _, _ in spans} if len(context._parts) > 1 else set()
-        context._record("context_search", lo, min(last, hi) if hi > lo else lo, hits, detail=rx.pattern,
+        context._record(function, lo, min(last, hi) if hi > lo else lo, hits, detail=rx.pattern,
                         file=in_files.pop() if len(in_files) == 1 else None)
 
 
@@ -902,7 +922,7 @@ def context_search(
         raise ContextAccessError(f"max_hits must be 0 or more (got {max_hits}).")
     if max_hits == 0:
         return []
-    hits = context_finditer(ctx, pattern, flags=flags, start=start, end=end)
+    hits = _scan(ctx, pattern, flags, start, end, "context_search")
     try:
         return list(itertools.islice(hits, max_hits))
     finally:

@@ -3,6 +3,7 @@ the process itself is the point (a terminal, a killed run, the installed entry p
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import os
@@ -286,8 +287,22 @@ def test_unreadable_file(cli: Cli, tmp_path: Path) -> None:
 def test_empty_file_is_fine(cli: Cli, tmp_path: Path) -> None:
     empty = tmp_path / "empty.log"
     empty.write_text("")
-    result = cli(str(empty), "--task", "find_errors_in_log", "--dry-run").result
-    assert result["status"] == "completed" and result["result"]["count"] == 0
+    ran = cli(str(empty), "--task", "find_errors_in_log", "--dry-run")
+    assert ran.result["status"] == "completed" and ran.result["result"]["count"] == 0
+    assert "is empty" in ran.stderr
+
+
+def test_compressed_logs_are_named_and_can_be_piped_in(llm: LoopbackServer, cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "app.log").write_text("12:00 ERROR disk full\n")
+    packed = tmp_path / "app.log.1.gz"
+    packed.write_bytes(gzip.compress(b"11:00 ERROR fan failed\n"))
+    ran = cli(str(packed), "--dry-run")
+    assert ran.code == 2 and "is gzip-compressed" in ran.stderr and f"zcat {packed} |" in ran.stderr
+    ran = cli(str(tmp_path), "--task", "find_errors_in_log", "--dry-run")
+    assert ran.code == 0 and "left out 1 binary or compressed file(s)" in ran.stderr and "app.log.1.gz" in ran.stderr
+    assert ran.result["result"]["count"] == 1
+    ran = cli("-", "--task", "find_errors_in_log", "--dry-run", stdin=gzip.decompress(packed.read_bytes()).decode())
+    assert ran.code == 0 and "fan failed" in ran.result["result"]["findings"][0]["signature"]
 
 
 def test_flags_beat_env_which_beats_dotenv(llm: LoopbackServer, cli: Cli, tmp_path: Path) -> None:

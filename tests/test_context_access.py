@@ -15,6 +15,7 @@ from rlm.context_access import (
     Chunk,
     Context,
     context_chunks,
+    context_finditer,
     context_head,
     context_search,
     context_slice,
@@ -227,13 +228,15 @@ def test_every_access_is_recorded() -> None:
     context_slice(ctx, 6, 10)
     context_search(ctx, "ERROR", max_hits=1)
     list(context_chunks(ctx, 100))
+    hits = sum(1 for _ in context_finditer(ctx, "ERROR"))
     assert [(a.function, a.start, a.end, a.returned) for a in ctx.accesses] == [
         ("context_head", 0, 5, 5),
         ("context_slice", 6, 10, 4),
         ("context_search", 0, 16, 1),
         ("context_chunks", 0, N, N),
+        ("context_finditer", 0, N, hits),
     ]
-    assert ctx.access_count == 4
+    assert ctx.access_count == 5
 
 
 def test_closed_context_refuses_access(tmp_path: Path) -> None:
