@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--latency", type=float, default=0.0, help="server latency per answer, seconds")
+    parser.add_argument("--warmup", type=int, default=20, help="untimed rounds first, to warm the connection pools")
     args = parser.parse_args(argv)
 
     with LoopbackServer(latency=args.latency, default="The database refused the connection.") as server:
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         times: dict[str, list[float]] = {name: [] for name, _ in clients}
         with init_guards(config):
             assert raw_stream() == rlm_call() == raw_whole()  # same request, same answer
-            for _ in range(20):  # warm every connection pool
+            for _ in range(args.warmup):
                 for _name, fn in clients:
                     fn()
             for _ in range(args.calls):

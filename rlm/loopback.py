@@ -195,7 +195,8 @@ class LoopbackServer:
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self._httpd = _Server((host, port), self._handler_class())
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+        # close() waits for the serving loop's next poll: a short one keeps a test's teardown short.
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.01},
                                         name="loopback-llm", daemon=True)
         self._thread.start()
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import io
+import json
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from rlm.cli import main
 from rlm.loopback import LoopbackServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,3 +68,36 @@ def stuck_task(tmp_path: Path) -> str:
         "    re.match(r'(a+)+$', 'a' * 64 + 'b')  # catastrophic backtracking in C: no thread can interrupt it\n"
         "    return seen\n")
     return f"{path}:stuck"
+
+
+@dataclass
+class Ran:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def result(self) -> dict[str, Any]:
+        return json.loads(self.stdout)  # type: ignore[no-any-return]
+
+
+Cli = Callable[..., Ran]
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Cli:
+    """``cli(*argv, cwd=..., stdin=..., **env)``: main(argv) in this process, its exit code and output."""
+
+    def run(*args: str, cwd: Path = ROOT, stdin: str | None = None, traceback: bool = False, **env: str) -> Ran:
+        monkeypatch.chdir(cwd)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        if stdin is not None:
+            monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin.encode())))
+        capsys.readouterr()
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        assert traceback or "Traceback" not in err, err
+        return Ran(code, out, err)
+
+    return run

@@ -3,6 +3,7 @@ the process itself is the point (a terminal, a killed run, the installed entry p
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
@@ -11,54 +12,19 @@ import pty
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from rlm.cli import main
 from rlm.loopback import LoopbackServer, Reply
-from tests.conftest import ROOT, TEST_KEY
+from tests.conftest import ROOT, TEST_KEY, Cli
 
 RUN = str(ROOT / "run.py")
 LOG = str(ROOT / "examples" / "server.log")
 DOC = str(ROOT / "examples" / "document.txt")
-
-
-@dataclass
-class Ran:
-    code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def result(self) -> dict[str, Any]:
-        return json.loads(self.stdout)  # type: ignore[no-any-return]
-
-
-Cli = Callable[..., Ran]
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Cli:
-    """``cli(*argv, cwd=..., stdin=..., **env)``: main(argv) in this process, its exit code and output."""
-
-    def run(*args: str, cwd: Path = ROOT, stdin: str | None = None, traceback: bool = False, **env: str) -> Ran:
-        monkeypatch.chdir(cwd)
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        if stdin is not None:
-            monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin.encode())))
-        capsys.readouterr()
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        assert traceback or "Traceback" not in err, err
-        return Ran(code, out, err)
-
-    return run
 
 
 JUDGED = '{"severity": "critical", "summary": "It broke."}'
@@ -348,7 +314,7 @@ def test_trace_parses_and_never_contains_the_key(llm: LoopbackServer, cli: Cli, 
     assert sum(e["event"] == "subcall" for e in events) == 4
 
 
-def test_a_closed_pipe_ends_the_run_quietly(llm: LoopbackServer) -> None:
+def test_a_closed_pipe_ends_the_run_quietly() -> None:
     read, write = os.pipe()
     os.close(read)
     proc = subprocess.run([sys.executable, RUN, LOG, "--task", "find_errors_in_log", "--dry-run"], cwd=ROOT,
@@ -379,20 +345,24 @@ def test_killed_run_leaves_a_valid_trace_and_no_orphan(llm: LoopbackServer, tmp_
 
 def test_progress_line_on_a_terminal(llm: LoopbackServer) -> None:
     master, slave = pty.openpty()
-    proc = subprocess.run([sys.executable, RUN, LOG, "--task", "find_errors_in_log"], cwd=ROOT, env=dict(os.environ),
-                          stdout=subprocess.PIPE, stderr=slave, timeout=60)
-    os.close(slave)
-    seen = b""
-    try:
-        while True:
-            chunk = os.read(master, 4096)
-            if not chunk:
-                break
-            seen += chunk
-    except OSError:
-        pass
+    seen = bytearray()
+
+    def read() -> None:  # as the terminal would, while the run writes
+        with contextlib.suppress(OSError):
+            while chunk := os.read(master, 4096):
+                seen.extend(chunk)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    with os.fdopen(slave, "w", encoding="utf-8") as terminal:
+        captured, sys.stderr = sys.stderr, terminal
+        try:
+            code = main([LOG, "--task", "find_errors_in_log"])
+        finally:
+            sys.stderr = captured
+    reader.join(5)
     os.close(master)
-    assert proc.returncode == 0
+    assert code == 0
     assert b"[rlm] calls 4" in seen and b"/ $0.50" in seen
     counts = [int(part.split()[0]) for part in seen.decode().split("[rlm] calls ")[1:]]
     assert counts == sorted(counts)  # the count only goes up

@@ -215,7 +215,7 @@ def test_run_py_ends_a_task_stuck_in_c_by_the_limit_plus_two_seconds(llm: Loopba
     trace = tmp_path / "t.jsonl"
     started = time.monotonic()
     proc = subprocess.run([sys.executable, str(ROOT / "run.py"), str(ROOT / "examples" / "server.log"), "--task",
-                           stuck_task, "--timeout", "1.5", "--no-cache", "--trace", str(trace)],
+                           stuck_task, "--timeout", "0.5", "--no-cache", "--trace", str(trace)],
                           cwd=tmp_path, env=dict(os.environ), capture_output=True, text=True, timeout=30)
     elapsed = time.monotonic() - started
     events = [json.loads(line) for line in trace.read_text().splitlines()]
@@ -226,8 +226,8 @@ def test_run_py_ends_a_task_stuck_in_c_by_the_limit_plus_two_seconds(llm: Loopba
     assert result["result"] == {"seen": ["ok"]}  # published up to its last subcall
     assert result["budget_summary"]["total_calls"] == 2 and result["budget_summary"]["total_cost_usd"] > 0
     assert events[-1]["event"] == "run_end" and events[-2]["event"] == "guard_trip"
-    assert events[-1]["ts"] - run_started < 1.5 + 2.0
-    assert elapsed < 1.5 + 2.0 + 2.0  # plus the interpreter's own start
+    assert events[-1]["ts"] - run_started < 0.5 + 2.0
+    assert elapsed < 0.5 + 2.0 + 4.0  # plus the interpreter's start and imports: 2-3 s on a busy 2-core machine
 
 
 # -- 6. an abandoned call stops the server's work --------------------------------------------------

@@ -190,14 +190,14 @@ def test_concurrent_runs_in_threads_have_separate_budgets(llm: LoopbackServer) -
     def go(cost: float) -> None:
         results.append(run_task(call_until_halted, "text " * 10, GuardConfig(max_cost=cost)))
 
-    threads = [threading.Thread(target=go, args=(c,)) for c in (0.001, 0.003)]
+    threads = [threading.Thread(target=go, args=(c,)) for c in (0.0008, 0.0016)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     budgets = sorted((r["budget_summary"]["cost_budget_usd"], r["budget_summary"]["total_cost_usd"]) for r in results)
-    assert budgets[0][1] <= 0.001 and budgets[1][1] <= 0.003
-    assert budgets[1][1] > 0.001  # the bigger run was not capped by the smaller one
+    assert budgets[0][1] <= 0.0008 and budgets[1][1] <= 0.0016
+    assert budgets[1][1] > 0.0008  # the bigger run was not capped by the smaller one
     assert current_run() is None  # nothing leaked into this thread
 
 
@@ -338,9 +338,9 @@ def test_nested_run_cannot_enlarge_the_parent_budget_or_deadline(llm: LoopbackSe
         seen["child"] = child
         return child["status"]
 
-    result = run_task(parent, "outer", GuardConfig(max_cost=0.002, max_runtime_seconds=5, max_depth=2))
+    result = run_task(parent, "outer", GuardConfig(max_cost=0.001, max_runtime_seconds=5, max_depth=2))
     assert seen["child"]["status"] == "partial" and "CostLimitError" in seen["child"]["error"]
-    assert result["budget_summary"]["total_cost_usd"] <= 0.002
+    assert result["budget_summary"]["total_cost_usd"] <= 0.001
     assert result["budget_summary"]["total_cost_usd"] >= seen["child"]["budget_summary"]["total_cost_usd"]
 
 

@@ -24,7 +24,7 @@ from rlm import (
 )
 from rlm.cache import CacheWarning, ResponseCache, clear_cache
 from rlm.loopback import LoopbackServer, Reply
-from tests.conftest import ROOT
+from tests.conftest import ROOT, Cli
 
 
 def echo_index(body: dict[str, Any]) -> Reply:
@@ -234,7 +234,7 @@ def test_clear_cache(llm: LoopbackServer, tmp_path: Path) -> None:
     assert len(llm.chat_requests) == 6
 
 
-def cli(*args: str, cache_dir: Path) -> subprocess.Popen[str]:
+def spawn(*args: str, cache_dir: Path) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, str(ROOT / "run.py"), *args], cwd=ROOT,
                             env={**os.environ, "RLM_CACHE_DIR": str(cache_dir)}, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -265,23 +265,28 @@ def test_cli_caches_by_default_and_replays_with_zero_requests(llm: LoopbackServe
 JUDGED = '{"severity": "error", "summary": "It broke."}'
 
 
-def test_two_processes_share_one_cache(llm: LoopbackServer, tmp_path: Path) -> None:
-    llm.latency = 0.05
+def test_two_processes_share_one_cache(llm: LoopbackServer, cli: Cli, tmp_path: Path) -> None:
+    llm.latency = 0.3
     llm.default = JUDGED
     log = str(ROOT / "examples" / "server.log")
-    procs = [cli(log, "--task", "find_errors_in_log", cache_dir=tmp_path) for _ in range(2)]
-    outs = [p.communicate(timeout=60) for p in procs]
-    assert all(p.returncode == 0 for p in procs), [o[1] for o in outs]
-    assert all("warning" not in err for _, err in outs), [o[1] for o in outs]
+    other = spawn(log, "--task", "find_errors_in_log", cache_dir=tmp_path)
+    deadline = time.monotonic() + 30
+    while not llm.chat_requests and time.monotonic() < deadline:
+        time.sleep(0.01)
+    ours = cli(log, "--task", "find_errors_in_log", RLM_CACHE_DIR=str(tmp_path))  # while the other one runs
+    out, err = other.communicate(timeout=60)
+    assert other.returncode == 0 and ours.code == 0, err
+    assert "warning" not in err and "warning" not in ours.stderr
     before = len(llm.chat_requests)
-    third = cli(log, "--task", "find_errors_in_log", cache_dir=tmp_path).communicate(timeout=60)[0]
-    assert len(llm.chat_requests) == before and json.loads(third)["budget_summary"]["cache"]["hits"] == 4
+    third = cli(log, "--task", "find_errors_in_log", RLM_CACHE_DIR=str(tmp_path))
+    assert len(llm.chat_requests) == before and third.result["budget_summary"]["cache"]["hits"] == 4
 
 
-def test_corrupt_cache_warning_is_one_line_in_the_cli(llm: LoopbackServer, tmp_path: Path) -> None:
+def test_corrupt_cache_warning_is_one_line_in_the_cli(llm: LoopbackServer, cli: Cli, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     llm.default = JUDGED  # an answer in the task's format: the cache's warning is the only one
     (tmp_path / "responses.sqlite3").write_bytes(b"garbage" * 500)
-    proc = cli(str(ROOT / "examples" / "server.log"), "--task", "find_errors_in_log", cache_dir=tmp_path)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0
-    assert err.count("\n") == 1 and err.startswith("run.py: warning: The response cache") and "Traceback" not in err
+    monkeypatch.setattr(sys, "argv", ["run.py"])
+    ran = cli(str(ROOT / "examples" / "server.log"), "--task", "find_errors_in_log", RLM_CACHE_DIR=str(tmp_path))
+    assert ran.code == 0
+    assert ran.stderr.count("\n") == 1 and ran.stderr.startswith("run.py: warning: The response cache")
