@@ -12,12 +12,27 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from rlm.cli import main
 from rlm.loopback import LoopbackServer
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_KEY = "sk-test-SECRETKEY-0123456789abcdef"
+
+# Property tests draw the same examples on every run and keep no example database: a failure in CI reproduces
+# on a laptop. HYPOTHESIS_PROFILE=explore searches afresh, and further.
+settings.register_profile("deterministic", derandomize=True, database=None)
+settings.register_profile("explore", max_examples=1000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """This environment for a child run.py, with the price and the token bound set: the child neither loads
+    genai-prices' table nor tries to download tiktoken's files (0.5 s or more of CPU each), and it counts
+    tokens alike on every machine."""
+    return {**os.environ, "RLM_PRICE_INPUT": "0.15", "RLM_PRICE_OUTPUT": "0.6", "RLM_TOKEN_COUNTING": "bytes",
+            **extra}
 
 
 @pytest.fixture(autouse=True)

@@ -20,7 +20,7 @@ import pytest
 
 from rlm.cli import main
 from rlm.loopback import LoopbackServer, Reply
-from tests.conftest import ROOT, TEST_KEY, Cli
+from tests.conftest import ROOT, TEST_KEY, Cli, child_env
 
 RUN = str(ROOT / "run.py")
 LOG = str(ROOT / "examples" / "server.log")
@@ -74,8 +74,8 @@ def test_partial_after_cost_limit_exit_3(llm: LoopbackServer, cli: Cli) -> None:
 
 def test_partial_after_runtime_limit_exit_3(llm: LoopbackServer, cli: Cli) -> None:
     llm.responder = lambda body: JUDGED
-    llm.latency = 0.3  # four calls one at a time need 1.2 s
-    ran = cli(LOG, "--task", "find_errors_in_log", "--timeout", "1.0", "--workers", "1")
+    llm.latency = 0.15  # four calls one at a time need 0.6 s
+    ran = cli(LOG, "--task", "find_errors_in_log", "--timeout", "0.5", "--workers", "1")
     assert ran.code == 3 and "RuntimeLimitError" in ran.result["error"]
     findings = ran.result["result"]["findings"]
     assert len(findings) == 4 and 1 <= sum(f["severity"] is not None for f in findings) <= 3
@@ -318,7 +318,7 @@ def test_a_closed_pipe_ends_the_run_quietly() -> None:
     read, write = os.pipe()
     os.close(read)
     proc = subprocess.run([sys.executable, RUN, LOG, "--task", "find_errors_in_log", "--dry-run"], cwd=ROOT,
-                          env=dict(os.environ), stdout=write, stderr=subprocess.PIPE, text=True, timeout=60)
+                          env=child_env(), stdout=write, stderr=subprocess.PIPE, text=True, timeout=60)
     os.close(write)
     assert proc.stderr == "" and proc.returncode == 0  # the run completed; the reader just stopped reading
 
@@ -327,7 +327,7 @@ def test_killed_run_leaves_a_valid_trace_and_no_orphan(llm: LoopbackServer, tmp_
     llm.latency = 0.3
     trace = tmp_path / "killed.jsonl"
     proc = subprocess.Popen([sys.executable, RUN, LOG, "--task", "find_errors_in_log", "--trace", str(trace),
-                             "--workers", "1"], cwd=ROOT, env=dict(os.environ), stdout=subprocess.DEVNULL,
+                             "--workers", "1"], cwd=ROOT, env=child_env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import sys
 import time
@@ -35,7 +34,7 @@ from rlm._attempt import AttemptReport, Usage
 from rlm._retry import MAX_RETRY_AFTER, parse_retry_after, retry_delay, should_retry
 from rlm.guards import Run, current_run
 from rlm.loopback import Fault, LoopbackServer, Reply
-from tests.conftest import ROOT
+from tests.conftest import ROOT, child_env
 
 PRICED = dict(price_input_per_mtok=0, price_output_per_mtok=1.0)  # $1e-6 per output token, prompts free
 
@@ -216,7 +215,7 @@ def test_run_py_ends_a_task_stuck_in_c_by_the_limit_plus_two_seconds(llm: Loopba
     started = time.monotonic()
     proc = subprocess.run([sys.executable, str(ROOT / "run.py"), str(ROOT / "examples" / "server.log"), "--task",
                            stuck_task, "--timeout", "0.5", "--no-cache", "--trace", str(trace)],
-                          cwd=tmp_path, env=dict(os.environ), capture_output=True, text=True, timeout=30)
+                          cwd=tmp_path, env=child_env(), capture_output=True, text=True, timeout=30)
     elapsed = time.monotonic() - started
     events = [json.loads(line) for line in trace.read_text().splitlines()]
     run_started = events[0]["ts"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from rlm import (
 )
 from rlm.cache import CacheWarning, ResponseCache, clear_cache
 from rlm.loopback import LoopbackServer, Reply
-from tests.conftest import ROOT, Cli
+from tests.conftest import ROOT, Cli, child_env
 
 
 def echo_index(body: dict[str, Any]) -> Reply:
@@ -236,7 +235,7 @@ def test_clear_cache(llm: LoopbackServer, tmp_path: Path) -> None:
 
 def spawn(*args: str, cache_dir: Path) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, str(ROOT / "run.py"), *args], cwd=ROOT,
-                            env={**os.environ, "RLM_CACHE_DIR": str(cache_dir)}, stdout=subprocess.PIPE,
+                            env=child_env(RLM_CACHE_DIR=str(cache_dir)), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
 

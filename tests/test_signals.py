@@ -16,14 +16,14 @@ from typing import Any
 import pytest
 
 from rlm.loopback import LoopbackServer
-from tests.conftest import ROOT
+from tests.conftest import ROOT, child_env
 
 RUN = str(ROOT / "run.py")
 LOG = str(ROOT / "examples" / "server.log")
 
 
 def start(args: list[str], *, group: bool = False) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = child_env(PYTHONPATH=str(ROOT))
     return subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=group)
 
