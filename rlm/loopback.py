@@ -157,6 +157,9 @@ class _ClientGone(Exception):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default listen backlog is 5: a burst of more new connections than that (16 workers
+    # starting at once) has SYNs dropped, and the kernel retries them a second later.
+    request_queue_size = 128
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that closes an idle keep-alive connection (or abandons a request) is routine.

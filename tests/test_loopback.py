@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 from pathlib import Path
@@ -125,6 +126,28 @@ def test_json_mode_refusal(llm: LoopbackServer, client: openai.OpenAI) -> None:
 def test_raw_http_works_without_the_sdk(llm: LoopbackServer) -> None:
     r = httpx2.post(f"{llm.base_url}/chat/completions", json={"model": "m", "messages": []})
     assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == "ok"
+
+
+def test_a_burst_of_new_connections_is_accepted_at_once(llm: LoopbackServer) -> None:
+    # 32 workers connecting together: none may wait for the kernel to retry a SYN the backlog dropped (1 s+).
+    host, port = httpx2.URL(llm.base_url).host, httpx2.URL(llm.base_url).port
+    together = threading.Barrier(32)
+    took: list[float] = []
+
+    def connect() -> None:
+        together.wait()
+        t = time.monotonic()
+        with socket.create_connection((host, port), timeout=5) as conn:
+            conn.sendall(b"GET /v1/models HTTP/1.1\r\nHost: loopback\r\nConnection: close\r\n\r\n")
+            assert conn.recv(12).startswith(b"HTTP/1.")
+        took.append(time.monotonic() - t)
+
+    workers = [threading.Thread(target=connect) for _ in range(32)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert len(took) == 32 and max(took) < 0.9
 
 
 def test_server_closes_while_hanging() -> None:

@@ -6,8 +6,10 @@ import json
 import random
 import subprocess
 import sys
+import threading
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +51,33 @@ def test_concurrency_is_reached_and_bounded(llm: LoopbackServer) -> None:
     run_task(lambda c: parallel_map(lambda i: semantic_subcall(f"q{i}", "c"), range(9), max_workers=8), "x",
              GuardConfig(max_workers=3))
     assert llm.max_in_flight == 3  # the run's cap wins
+
+
+def test_the_default_worker_count_follows_the_run(llm: LoopbackServer, cli: Cli, tmp_path: Path) -> None:
+    def full_house(wanted: int) -> Callable[[dict[str, Any]], str]:
+        reached = threading.Event()
+
+        def answer(body: dict[str, Any]) -> str:  # hold every call until `wanted` were in flight (or 3 s pass)
+            deadline = time.monotonic() + 3
+            while not reached.is_set() and time.monotonic() < deadline:
+                if llm.in_flight >= wanted:
+                    reached.set()
+                reached.wait(0.005)
+            return "ok"
+        return answer
+
+    llm.responder = full_house(12)
+    run_task(lambda c: parallel_map(lambda i: semantic_subcall(f"q{i}", "c"), range(12)), "x",
+             GuardConfig(max_workers=12))
+    assert llm.max_in_flight == 12  # the run's workers, not a default of parallel_map's own
+    llm.reset()
+    llm.responder = full_house(16)
+    task = tmp_path / "fan_out.py"
+    task.write_text("from rlm import parallel_map, semantic_subcall\n"
+                    "def fan_out(context):\n"
+                    "    return len(parallel_map(lambda i: semantic_subcall(f'q{i}', 'c'), range(16)))\n")
+    ran = cli(str(ROOT / "examples" / "server.log"), "--task", f"{task}:fan_out", "--workers", "16", "--no-cache")
+    assert ran.code == 0 and ran.result["result"] == 16 and llm.max_in_flight == 16
 
 
 def test_all_four_subcall_kinds_work_through_parallel_map(llm: LoopbackServer) -> None:
