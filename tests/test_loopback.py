@@ -130,14 +130,13 @@ def test_raw_http_works_without_the_sdk(llm: LoopbackServer) -> None:
 
 def test_a_burst_of_new_connections_is_accepted_at_once(llm: LoopbackServer) -> None:
     # 32 workers connecting together: none may wait for the kernel to retry a SYN the backlog dropped (1 s+).
-    host, port = httpx2.URL(llm.base_url).host, httpx2.URL(llm.base_url).port
     together = threading.Barrier(32)
     took: list[float] = []
 
     def connect() -> None:
         together.wait()
         t = time.monotonic()
-        with socket.create_connection((host, port), timeout=5) as conn:
+        with socket.create_connection(("127.0.0.1", llm.port), timeout=5) as conn:
             conn.sendall(b"GET /v1/models HTTP/1.1\r\nHost: loopback\r\nConnection: close\r\n\r\n")
             assert conn.recv(12).startswith(b"HTTP/1.")
         took.append(time.monotonic() - t)
