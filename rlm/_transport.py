@@ -36,20 +36,13 @@ from rlm.trace import redact
 if TYPE_CHECKING:
     import openai
 
-__all__ = ["Transport", "is_openai", "EMPTY_STREAM"]
+__all__ = ["Transport", "EMPTY_STREAM"]
 
 #: What a stream that ended with no answer and no finish reason is reported as.
 EMPTY_STREAM = "the server ended the stream with no answer and no finish reason"
 
 #: How often a wait for an answer looks whether the run was stopped (Ctrl-C, SIGTERM).
 _ABANDON_POLL = 0.05
-
-
-def is_openai(base_url: str | None) -> bool:
-    """Whether requests go to OpenAI itself (no base URL, or an openai.com host)."""
-    from urllib.parse import urlparse
-
-    return base_url is None or (urlparse(base_url).hostname or "").endswith("openai.com")
 
 
 def _request_args(request: ChatRequest, timeout: float) -> dict[str, Any]:

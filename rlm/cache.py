@@ -23,6 +23,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from rlm._config import default_cache_dir
+
 __all__ = ["CacheWarning", "CachedAnswer", "ResponseCache", "default_cache_path", "clear_cache", "cache_key",
            "expand_path"]
 
@@ -59,11 +61,8 @@ def expand_path(value: str | os.PathLike[str]) -> Path:
 
 
 def default_cache_path() -> Path:
-    base = os.environ.get("RLM_CACHE_DIR", "").strip()
-    if base:
-        return expand_path(base) / _FILE_NAME
-    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
-    return (expand_path(xdg) if xdg else Path.home() / ".cache") / "rlm" / _FILE_NAME
+    """``RLM_CACHE_DIR``, else ``$XDG_CACHE_HOME/rlm``, else ``~/.cache/rlm``: the cache file in it."""
+    return default_cache_dir() / _FILE_NAME
 
 
 def cache_key(*, base_url: str | None, model: str, messages: list[dict[str, str]], temperature: float,

@@ -1,8 +1,10 @@
 """The command line: ``rlm FILE [--task NAME] [...]``, also ``python run.py ...`` and ``python -m rlm ...``.
 
-Prints the run's JSON result on stdout. Exit codes: 0 completed, 3 partial,
-1 error, 2 bad usage or input. Every problem is one line on stderr, never a
-traceback (``--debug`` or ``RLM_DEBUG=1`` adds the task's traceback).
+Prints the run's JSON result on stdout. Exit codes (one per cause, see
+:mod:`rlm._exits`): 0 completed, 1 the task failed, 2 nothing was run (bad
+usage or input), 3 partial, 70 a bug in rlm, 130/143 Ctrl-C/SIGTERM. Every
+problem is one line on stderr, never a traceback (``--debug`` or
+``RLM_DEBUG=1`` adds the task's traceback).
 """
 
 from __future__ import annotations
@@ -24,18 +26,28 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
+from rlm._config import GuardConfig, env_flag, load_dotenv_file
+from rlm._deps import missing_dependency
+from rlm._endpoint import Endpoint
+from rlm._exits import (
+    EXIT_COMPLETED,
+    EXIT_ERROR,
+    EXIT_INTERNAL,
+    EXIT_PARTIAL,
+    EXIT_SIGINT,
+    EXIT_SIGTERM,
+    EXIT_USAGE,
+)
 from rlm._supervise import supervise
-from rlm.errors import ConfigError, ContextAccessError, RLMError, RunInterrupted, TaskError
-from rlm.guards import GuardConfig, Run
+from rlm.errors import ConfigError, ContextAccessError, RLMError, RunInterrupted, SubcallError, TaskError
 from rlm.pricing import format_usd
 from rlm.runtime import run_task
 from rlm.tasks import BUILTIN, TaskInfo, discover_tasks, load_task
 from rlm.trace import RunRecord, read_runs, redact
 
-__all__ = ["main", "EXIT_COMPLETED", "EXIT_ERROR", "EXIT_USAGE", "EXIT_PARTIAL", "EXIT_SIGINT", "EXIT_SIGTERM"]
+__all__ = ["main", "EXIT_COMPLETED", "EXIT_ERROR", "EXIT_USAGE", "EXIT_PARTIAL", "EXIT_INTERNAL", "EXIT_SIGINT",
+           "EXIT_SIGTERM"]
 
-EXIT_COMPLETED, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
-EXIT_SIGINT, EXIT_SIGTERM = 130, 143  # stopped by Ctrl-C or SIGTERM (128 + the signal), with the partial result
 _EXIT_BY_STATUS = {"completed": EXIT_COMPLETED, "partial": EXIT_PARTIAL, "error": EXIT_ERROR}
 _DEFAULT_TASK = "analyze_document"
 _SNIFF_BYTES = 8192
@@ -87,8 +99,9 @@ def _parser() -> _Parser:
         description="Run an RLM task over a file that never enters a prompt whole.",
         epilog="Also: `rlm check PATH.py[:function]` checks a task against the four rules without running it, "
         "`rlm report TRACE.jsonl -o PATH.html` draws a trace. "
-        "Exit codes: 0 completed, 3 partial (a cost or runtime limit halted the task), "
-        "1 error, 2 bad usage or input, 130/143 stopped by Ctrl-C/SIGTERM (the partial result is printed).",
+        "Exit codes: 0 completed, 1 the task failed, 2 nothing was run (bad usage or input), "
+        "3 partial (a cost or runtime limit halted the task), 70 a bug in rlm, "
+        "130/143 stopped by Ctrl-C/SIGTERM (the partial result is printed).",
     )
     from rlm import __version__
 
@@ -96,9 +109,10 @@ def _parser() -> _Parser:
     p.add_argument("file", nargs="*", metavar="FILE",
                    help="the document or log to analyse: one or more files or directories, read as one context "
                         "(a directory is every text file under it); '-' reads standard input")
-    p.add_argument("--task", default=_DEFAULT_TASK,
-                   help=f"a task name from ./tasks or the built-ins (default {_DEFAULT_TASK}), "
-                        "or path/to/file.py:function")
+    p.add_argument("--task", default=_DEFAULT_TASK, metavar="FUNCTION",
+                   help="the task to run: the name of a task function, looked up in ./tasks/*.py of the current "
+                        f"directory, then among the built-ins (see --list-tasks; default {_DEFAULT_TASK}); "
+                        "or path/to/file.py:function for a function in any file")
     p.add_argument("--param", action="append", type=_param, default=[], metavar="NAME=VALUE",
                    help="a task parameter (repeatable); the value is JSON when it parses, else a string")
     p.add_argument("--cost", type=_number("--cost", float), help="cost budget in USD (env RLM_MAX_COST, default 0.50)")
@@ -200,7 +214,13 @@ def _stdin_to_file() -> Path:
     return Path(name)
 
 
-def _config(args: argparse.Namespace) -> GuardConfig:
+def _config(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> GuardConfig:
+    """The run's config from the flags (the environment and .env fill the rest, in GuardConfig)."""
+    if args.report and not args.trace:  # the report is drawn from a trace: keep one for this run only
+        fd, name = tempfile.mkstemp(prefix="rlm-trace-", suffix=".jsonl")
+        os.close(fd)
+        cleanup.callback(Path(name).unlink, missing_ok=True)
+        args.trace = name
     settings: dict[str, Any] = {
         "max_cost": args.cost, "max_runtime_seconds": args.timeout, "model": args.model,
         "trace_path": args.trace, "dry_run": args.dry_run, "cache": not args.no_cache and not args.dry_run,
@@ -260,48 +280,73 @@ def main(argv: Sequence[str] | None = None) -> int:
     report's own command lines.
     """
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] in ("check", "report"):
-        if args[0] == "check":
-            from rlm.check import main as check_main
-
-            return check_main(args[1:])
-        from rlm.report import main as report_main
-
-        return report_main(args[1:])
     shown = warnings.showwarning
     warnings.showwarning = _one_line_warning
     try:
+        if args and args[0] in _SUBCOMMANDS:
+            return _subcommand(args[0], args[1:])
         return _main(args)
-    except UsageError as exc:
-        print(f"{_prog()}: error: {redact(str(exc))}", file=sys.stderr)
-        return EXIT_USAGE
-    except (ConfigError, TaskError) as exc:
+    except (UsageError, ConfigError, TaskError) as exc:
         print(f"{_prog()}: error: {redact(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except RLMError as exc:
         print(f"{_prog()}: error: {redact(str(exc))}", file=sys.stderr)
         return EXIT_ERROR
+    except ModuleNotFoundError as exc:  # a package imported on demand (the SDK, python-dotenv, an extra)
+        print(f"{_prog()}: error: {redact(missing_dependency(exc))}", file=sys.stderr)
+        return EXIT_USAGE
     except BrokenPipeError:
         # The reader went away (`rlm --list-tasks | head`): it had what it wanted; say nothing more.
         _quiet_stdout()
         return EXIT_COMPLETED
     except KeyboardInterrupt:
         print(f"{_prog()}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_SIGINT
     except Exception as exc:  # a bug of ours: still one line, never a traceback
         print(f"{_prog()}: internal error: {redact(f'{type(exc).__name__}: {exc}')}. Please report it.",
               file=sys.stderr)
-        return EXIT_ERROR
+        return EXIT_INTERNAL
     finally:
         warnings.showwarning = shown
 
 
-def _main(argv: Sequence[str] | None) -> int:
-    from dotenv import find_dotenv, load_dotenv
+_SUBCOMMANDS = ("check", "report")
 
-    load_dotenv(find_dotenv(usecwd=True), override=False)  # the real environment wins over .env
+
+def _subcommand(name: str, argv: list[str]) -> int:
+    """``rlm check ...`` and ``rlm report ...``: each is its module's own command line."""
+    if name == "check":
+        from rlm.check import main as check_main
+
+        return check_main(argv)
+    from rlm.report import main as report_main
+
+    return report_main(argv)
+
+
+def _main(argv: Sequence[str]) -> int:
+    load_dotenv_file()
     args = _parser().parse_args(argv)
-    debug = args.debug or os.environ.get("RLM_DEBUG", "").strip().lower() in ("1", "true", "yes")
+    done = _without_a_run(args)
+    if done is not None:
+        return done
+    task, params = _prepare(args)
+    with contextlib.ExitStack() as cleanup:
+        config = _config(args, cleanup)
+        config = _resolve_model(config)
+        source = _source(args, cleanup)
+        if args.trace and not args.resume:
+            _warn_if_changed(Path(args.trace), task, source)
+        if args.confirm_above is not None and not config.dry_run:
+            _confirm(task, source, config, params, args.confirm_above)
+        result = _execute(task, source, config, params, debug=args.debug or env_flag("RLM_DEBUG"))
+        if args.report:
+            _write_report(Path(str(config.trace_path)), Path(os.path.expanduser(args.report)))
+    return _publish(args, config, result)
+
+
+def _without_a_run(args: argparse.Namespace) -> int | None:
+    """The flags that answer and exit (--list-tasks, --clear-cache, --check); None when a run is asked for."""
     if args.list_tasks:
         print(_list_tasks())
         return EXIT_COMPLETED
@@ -311,9 +356,12 @@ def _main(argv: Sequence[str] | None) -> int:
         print(clear_cache())
         return EXIT_COMPLETED
     if args.check is not None:
-        from rlm.check import main as check_main
+        return _subcommand("check", [args.check])
+    return None
 
-        return check_main([args.check])
+
+def _prepare(args: argparse.Namespace) -> tuple[TaskInfo, dict[str, Any]]:
+    """Everything that can be refused before any work: the input files, the task, its parameters, --resume."""
     if not args.file:
         _fail("the FILE argument is required")
     if "-" in args.file and len(args.file) > 1:
@@ -326,61 +374,55 @@ def _main(argv: Sequence[str] | None) -> int:
     _check_rules(task, strict=args.strict)
     if args.resume is not None:
         _resume_from(args, task)
-    scratch_trace: Path | None = None
-    if args.report and not args.trace:  # the report is drawn from a trace: keep one for this run only
-        fd, name = tempfile.mkstemp(prefix="rlm-trace-", suffix=".jsonl")
-        os.close(fd)
-        scratch_trace = Path(name)
-        args.trace = name
-    config = _config(args)
-    if not config.dry_run:
-        problem = Run(config, task="cli").api_problem()
-        if problem is not None:
-            _fail(problem)
-    config = _resolve_model(config)
-    stdin_file: Path | None = None
+    return task, params
+
+
+def _source(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> Any:
+    """What the task reads: a path, a list of paths, or standard input spooled to a file (removed afterwards)."""
     paths = [Path(f) for f in args.file]
-    if args.file == ["-"]:
-        stdin_file = _stdin_to_file()
-        paths = [stdin_file]
-    source: Any = paths[0] if len(paths) == 1 else paths
-    if stdin_file is not None:  # cited as <stdin>, not as a temporary file that is gone after the run
-        from rlm.context_access import open_context
+    if args.file != ["-"]:
+        return paths[0] if len(paths) == 1 else paths
+    stdin_file = _stdin_to_file()
+    cleanup.callback(stdin_file.unlink, missing_ok=True)
+    from rlm.context_access import open_context
 
-        source = open_context(stdin_file, name="<stdin>")
-    try:
-        if stdin_file is not None:
-            _check_file(stdin_file, args.allow_binary, stdin=True)
-        if args.trace and not args.resume:
-            _warn_if_changed(Path(args.trace), task, source)
-        if args.confirm_above is not None and not config.dry_run:
-            _confirm(task, source, config, params, args.confirm_above)
-        progress = _Progress(sys.stderr) if sys.stderr.isatty() else None
+    source = open_context(stdin_file, name="<stdin>")  # cited as <stdin>, not as a file that is gone afterwards
 
-        def work(checkpoint: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
-            try:
-                with _signals_stop_the_run():
-                    return run_task(task.function, source, config, params=params, progress=progress,
-                                    checkpoint=checkpoint, include_traceback=debug)
-            except RunInterrupted as stopped:  # the run closed its trace and ledger; report what it had
-                return {**stopped.result, "signal": stopped.signal_name}
-            finally:
-                if progress is not None:
-                    progress.clear()
+    def close() -> None:
+        with contextlib.suppress(BufferError):
+            source.close()
 
-        # In a child process, so that even a task stuck in C code ends by the limit (see _supervise).
-        result = supervise(work, limit_seconds=float(config.max_runtime_seconds or 0), trace_path=config.trace_path)
-        if args.report:
-            _write_report(Path(str(config.trace_path)), Path(os.path.expanduser(args.report)))
-    finally:
-        if stdin_file is not None:
-            with contextlib.suppress(BufferError):
-                source.close()
-            stdin_file.unlink(missing_ok=True)
-        if scratch_trace is not None:
-            scratch_trace.unlink(missing_ok=True)
+    cleanup.callback(close)
+    _check_file(stdin_file, args.allow_binary, stdin=True)
+    return source
+
+
+def _execute(task: TaskInfo, source: Any, config: GuardConfig, params: dict[str, Any], *,
+             debug: bool) -> dict[str, Any]:
+    """Run the task in a supervised child process, so that even a task stuck in C code ends by the limit."""
+    progress = _Progress(sys.stderr) if sys.stderr.isatty() else None
+
+    def work(checkpoint: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+        try:
+            with _signals_stop_the_run():
+                return run_task(task.function, source, config, params=params, progress=progress,
+                                checkpoint=checkpoint, include_traceback=debug)
+        except RunInterrupted as stopped:  # the run closed its trace and ledger; report what it had
+            return {**stopped.result, "signal": stopped.signal_name}
+        finally:
+            if progress is not None:
+                progress.clear()
+
+    result = supervise(work, limit_seconds=config.max_runtime_seconds, trace_path=config.trace_path)
+    result["debug"] = debug
+    return result
+
+
+def _publish(args: argparse.Namespace, config: GuardConfig, result: dict[str, Any]) -> int:
+    """Print the JSON result on stdout and what needs a person's attention on stderr; the exit code."""
     trace_text = result.pop("traceback", None)
     stopped_by = result.pop("signal", None)
+    debug = result.pop("debug", False)
     try:
         print(redact(json.dumps(result, indent=None if args.compact else 2, ensure_ascii=False)))
         sys.stdout.flush()
@@ -390,7 +432,14 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"{_prog()}: {result['status']}: {result['error']}", file=sys.stderr)
     if debug and trace_text:
         print(redact(trace_text).rstrip(), file=sys.stderr)
-    summary = result.get("budget_summary") or {}
+    _warn_about(result.get("budget_summary") or {}, config)
+    if stopped_by is not None:
+        return EXIT_SIGTERM if stopped_by == "SIGTERM" else EXIT_SIGINT
+    return _EXIT_BY_STATUS.get(result["status"], EXIT_ERROR)
+
+
+def _warn_about(summary: dict[str, Any], config: GuardConfig) -> None:
+    """Warn about a result that looks clean but is not: defaulted answers, a dry run that does not fit."""
     defaulted = summary.get("answers_defaulted", 0)
     if defaulted:
         print(f"{_prog()}: warning: {defaulted} model answer(s) did not read as the task asked and fell back to "
@@ -399,12 +448,8 @@ def _main(argv: Sequence[str] | None) -> int:
     dry = summary.get("dry_run")
     if isinstance(dry, dict) and not dry.get("fits_budget", True):
         print(f"{_prog()}: warning: the dry run's worst case, ${dry['worst_case_cost_usd']:.6f} for {dry['subcalls']} "
-              f"subcalls, is more than the {format_usd(config.max_cost or 0)} budget: a real run may stop early "
-              "(partial). "
-              "Raise --cost, or narrow the task.", file=sys.stderr)
-    if stopped_by is not None:
-        return EXIT_SIGTERM if stopped_by == "SIGTERM" else EXIT_SIGINT
-    return _EXIT_BY_STATUS.get(result["status"], EXIT_ERROR)
+              f"subcalls, is more than the {format_usd(config.max_cost)} budget: a real run may stop early "
+              "(partial). Raise --cost, or narrow the task.", file=sys.stderr)
 
 
 class _Terminated(KeyboardInterrupt):  # noqa: N818 - it stands for a KeyboardInterrupt
@@ -502,7 +547,7 @@ def _confirm(task: TaskInfo, source: Any, config: GuardConfig, params: dict[str,
     if worst <= threshold:
         return
     question = (f"The worst case of this run is {format_usd(worst)} for {dry.get('subcalls')} subcalls, above "
-                f"--confirm-above {format_usd(threshold)} (the budget is {format_usd(config.max_cost or 0)}).")
+                f"--confirm-above {format_usd(threshold)} (the budget is {format_usd(config.max_cost)}).")
     if not sys.stdin.isatty():
         _fail(question + " Not on a terminal, so not running; raise --confirm-above to go ahead.")
     sys.stderr.write(question + " Run it? [y/N] ")
@@ -523,22 +568,24 @@ def _write_report(trace: Path, out: Path) -> None:
 
 
 def _resolve_model(config: GuardConfig) -> GuardConfig:
-    """Ask a server with no model set which it serves, now: a bad model or a missing price is exit 2 before any work."""
+    """Ask a server with no model set which it serves, now: a bad model or a missing price is exit 2 before any work.
+
+    Skipped when the API is not configured at all: the key is asked for at the first subcall, so a task that
+    makes none runs without one.
+    """
     if config.model is not None or (config.dry_run and config.has_price_override):
         return config
-    from rlm._transport import Transport
-
-    where = config.public_dict()["base_url"]
-    transport = Transport(api_key=config.api_key, base_url=config.base_url)
+    endpoint = Endpoint(config)
+    if endpoint.problem() is not None:
+        return config
     try:
-        served = transport.list_models(timeout=10.0)
-    except Exception as exc:
+        # The server's model must have a known price (or prices set): ConfigError, exit 2, before any work.
+        model = endpoint.resolve_model(timeout=10.0, on_adopt=lambda name: None if config.pricing(name) else None)
+    except SubcallError as exc:
         need = "the model's price" if config.dry_run else "a model"
-        _fail(f"No model is set, and the server at {where} did not say which it serves (GET /models failed: "
-              f"{type(exc).__name__}); a run needs {need}. Check OPENAI_BASE_URL, or set RLM_MODEL (--model).")
+        _fail(f"{exc} A run needs {need}.")
     finally:
-        transport.close()
-    model = Run(config, task="cli").adopt_model(served)  # ConfigError: several models, or no known price
+        endpoint.close()
     return dataclasses.replace(config, model=model)
 
 

@@ -18,7 +18,6 @@ import inspect
 import os
 import sysconfig
 import threading
-import time
 import traceback
 from collections.abc import Callable, Mapping
 from decimal import Decimal
@@ -26,6 +25,7 @@ from typing import Any, TypeVar
 
 from rlm.context_access import Chunk, Context, ContextSource, Match, open_context
 from rlm.errors import (
+    ConfigError,
     CostLimitError,
     GuardError,
     InterruptError,
@@ -60,8 +60,7 @@ def publish(name: str, value: V) -> V:
     """
     run = current_run()
     if run is not None:
-        with run._lock:
-            run.published[name] = value
+        run.publish(name, value)
     return value
 
 
@@ -307,7 +306,8 @@ def run_task(
         message = _one_line(failure)
     else:
         run.emit("error", error=type(failure).__name__, message=str(failure), traceback=text)
-        message = _one_line(failure) + _where(failure)
+        # A setting the task cannot fix (no API key, say) is not the task's fault: no file and line for it.
+        message = _one_line(failure) + ("" if isinstance(failure, ConfigError) else _where(failure))
     status = "partial" if isinstance(failure, _PARTIAL_LIMITS) else "error"
     result = _finish(run, ctx, owns_context, status, _snapshot(run.published), message)
     if include_traceback:
@@ -326,8 +326,7 @@ def _checkpointer(run: Run, send: Callable[[dict[str, Any]], None]) -> Callable[
 def _finish(
     run: Run, ctx: Context | None, owns_context: bool, status: str, result: Any, error: str | None
 ) -> dict[str, Any]:
-    run.ledger.close()  # a call abandoned in flight counts as spent, in the summary too
-    run.ended_at = time.monotonic()
+    run.end()  # a call abandoned in flight counts as spent, in the summary too
     summary = run.budget_summary()
     run.emit("run_end", status=status, error=error, result=result, budget_summary=summary)
     run.close()

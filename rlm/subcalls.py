@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from rlm._answers import normalize_choice, parse_bool, parse_choice, parse_json
-from rlm._attempt import AttemptReport, ChatRequest
+from rlm._attempt import AttemptReport
 from rlm._retry import retry_delay, should_retry
-from rlm._transport import EMPTY_STREAM, Transport, is_openai
+from rlm._transport import EMPTY_STREAM
 from rlm.cache import CachedAnswer, ResponseCache, cache_key
 from rlm.context_access import Chunk, Context
 from rlm.errors import ConfigError, ContextAccessError, GuardError, SubcallError, SubcallParseError
@@ -53,7 +53,6 @@ SYSTEM_PROMPT = (
 _JSON_SUFFIX = "\nRespond with a single JSON value only, no prose."
 _BOOL_SUFFIX = "\nAnswer with exactly one word: yes or no."
 _DRY_RUN_TEXT = "[dry-run: no model call was made]"
-_MODELS_TIMEOUT = 10.0
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -87,8 +86,8 @@ def _ask_in(run: Run, kind: str, prompt: str, chunk: object, suffix: str, json_m
         if run.halted is not None:
             raise run.halted
         run.check_deadline()
-        if run.model is None and (run.pricing is None or not run.config.dry_run):
-            _resolve_model(run)  # a dry run asks only when it needs the model's price
+        if run.model is None and (run.budget.pricing is None or not run.config.dry_run):
+            run.resolve_model()  # a dry run asks only when it needs the model's price
         text = chunk if isinstance(chunk, str) else str(chunk)
         messages = _messages(str(prompt), text, suffix)
         counted = count_request_tokens(run.model, messages, json_mode=json_mode).tokens
@@ -108,30 +107,6 @@ def _ask_in(run: Run, kind: str, prompt: str, chunk: object, suffix: str, json_m
             file=chunk.file if isinstance(chunk, Chunk) else None, **fields,
         ))
         return answer
-
-
-def _transport(run: Run) -> Transport:
-    problem = run.api_problem()
-    if problem is not None:
-        raise ConfigError(problem)
-    return run.resource(Transport, lambda: Transport(api_key=run.config.api_key, base_url=run.config.base_url))
-
-
-def _resolve_model(run: Run) -> None:
-    """Ask a non-OpenAI server which model it serves when none was configured (once per run)."""
-    with run.model_lock:
-        if run.model is not None:
-            return
-        transport = _transport(run)
-        try:
-            served = transport.list_models(timeout=min(run.remaining_seconds(), _MODELS_TIMEOUT))
-        except Exception as exc:
-            raise SubcallError(
-                f"No model is set, and the server at {run.config.base_url} did not say which it serves "
-                f"(GET /models failed: {type(exc).__name__}). Set RLM_MODEL (--model).",
-                status_code=getattr(exc, "status_code", None),
-            ) from exc
-        run.adopt_model(served)
 
 
 def _cache(run: Run) -> ResponseCache | None:
@@ -154,10 +129,10 @@ def _live(run: Run, messages: Messages, counted: int, json_mode: bool) -> tuple[
                         temperature=cfg.temperature, max_output_tokens=cfg.max_output_tokens, json_mode=json_mode)
         hit = cache.get(key)
         if hit is not None:
-            run.count_cache(hit=True, saved=hit.cost)
+            run.budget.count_cache(hit=True, saved=hit.cost)
             return hit.answer, {"input_tokens": hit.input_tokens, "output_tokens": hit.output_tokens,
                                 "cached": True}, None
-        run.count_cache(hit=False)
+        run.budget.count_cache(hit=False)
     reply = _call_model(run, messages, counted, json_mode)
     bill = reply.settlement
     if cache is not None and reply.text.strip():  # an empty answer is almost always a glitch: ask again next time
@@ -179,25 +154,15 @@ class _Reply:
     request_id: str | None
 
 
-def _refuses(report: AttemptReport, *words: str) -> bool:
-    """Whether a 400 says the server does not support a request option."""
-    problem = report.problem.lower()
-    return report.status_code == 400 and any(w in problem for w in words)
-
-
 def _call_model(run: Run, messages: Messages, counted: int, json_mode: bool) -> _Reply:
     """One subcall's HTTP attempts: each admitted and settled by the run, retried by the SDK's rules."""
-    cfg = run.config
-    transport = _transport(run)
-    assert run.model is not None
+    cfg, endpoint = run.config, run.endpoint
+    transport = endpoint.transport()
     started = time.monotonic()
     retries = 0
     while True:
-        request = ChatRequest(
-            model=run.model, messages=messages, temperature=cfg.temperature, max_output_tokens=cfg.max_output_tokens,
-            json_mode=json_mode and run.json_mode_supported, stream_usage=run.stream_usage_supported,
-            legacy_max_tokens=not is_openai(cfg.base_url),
-        )
+        request = endpoint.request(messages, temperature=cfg.temperature, max_output_tokens=cfg.max_output_tokens,
+                                   json_mode=json_mode)
         admission = run.admit(counted)
         report = transport.send(request, run.remaining_seconds(), abandon=run.stop_event)
         settlement = run.settle(admission, report)
@@ -209,16 +174,12 @@ def _call_model(run: Run, messages: Messages, counted: int, json_mode: bool) -> 
                 raise run.halted  # stopped (Ctrl-C, SIGTERM) while the call was in flight
             raise run.runtime_error()
         # A server that refuses an option gets the request again without it, for this and later calls.
-        if request.json_mode and _refuses(report, "response_format", "json"):
-            run.json_mode_supported = False
-            continue
-        if request.stream_usage and _refuses(report, "stream_options", "include_usage"):
-            run.stream_usage_supported = False
+        if endpoint.learn_refusal(request, report.status_code, report.problem):
             continue
         retryable = should_retry(report.status_code, report.headers)
         if not retryable or retries >= cfg.max_retries:
             run.count(failed_calls=1)
-            raise SubcallError(_failure_message(run, transport, report, retries, retryable),
+            raise SubcallError(_failure_message(run, report, retries, retryable),
                                status_code=report.status_code, request_id=report.request_id,
                                retryable=retryable) from report.error
         run.wait_before_retry(retry_delay(report.headers, retries), report.problem)
@@ -226,7 +187,7 @@ def _call_model(run: Run, messages: Messages, counted: int, json_mode: bool) -> 
         run.count(retries=1)
 
 
-def _failure_message(run: Run, transport: Transport, report: AttemptReport, retries: int, retryable: bool) -> str:
+def _failure_message(run: Run, report: AttemptReport, retries: int, retryable: bool) -> str:
     status = report.status_code
     if retryable:
         times = "once" if retries == 0 else f"{retries + 1} times in a row"
@@ -240,13 +201,7 @@ def _failure_message(run: Run, transport: Transport, report: AttemptReport, retr
     if status == 403:
         return f"The model API denied access (403): {report.problem}. Check the key's permissions."
     if status == 404:
-        served = ""
-        if not is_openai(run.config.base_url):
-            try:
-                names = transport.list_models(timeout=min(max(run.remaining_seconds(), 0.1), 3.0))
-                served = f" The server serves: {', '.join(names[:20]) or '(none)'}."
-            except Exception:  # the list is only a hint for the message
-                served = ""
+        served = run.endpoint.served_models_hint(timeout=min(max(run.remaining_seconds(), 0.1), 3.0))
         return (f"The model API has no model {run.model!r} (404).{served} "
                 "Check --model / RLM_MODEL and OPENAI_BASE_URL.")
     return f"The model API rejected the request ({report.problem or f'HTTP {status}'})."

@@ -9,10 +9,11 @@ least one byte, so that bound can only over-count, and the guards stay sound.
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from rlm._config import token_counting_forced_to_bytes
 
 __all__ = ["TokenCount", "count_request_tokens", "count_text_tokens", "counting_method"]
 
@@ -35,7 +36,7 @@ class TokenCount:
 @functools.lru_cache(maxsize=32)
 def _encoding(model: str) -> Any | None:
     """tiktoken's encoding for an OpenAI model, or None when it cannot be loaded."""
-    if os.environ.get("RLM_TOKEN_COUNTING", "").lower() == "bytes":
+    if token_counting_forced_to_bytes():
         return None
     try:
         import tiktoken

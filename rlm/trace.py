@@ -17,18 +17,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from rlm._config import configured_secrets
 from rlm.errors import ConfigError
 
 __all__ = ["TraceWriter", "RunRecord", "read_runs", "redact", "secret_values"]
 
-_SECRET_ENV = ("OPENAI_API_KEY", "OPENAI_ADMIN_KEY")
 # Anything shaped like an OpenAI key, even one we were never told about.
 _KEY_SHAPE = re.compile(r"sk-[A-Za-z0-9_\-]{8,}")
 
 
 def secret_values() -> list[str]:
     """The secret strings currently configured in the environment."""
-    return [v for name in _SECRET_ENV if (v := os.environ.get(name, "")) and len(v) >= 4]
+    return configured_secrets()
 
 
 def redact(text: str, secrets: Iterable[str] | None = None) -> str:

@@ -96,12 +96,12 @@ def test_spend_never_exceeds_max_cost_and_the_ledger_balances(
 
     result = run_task(task, "ctx", config)
     run = seen["run"]
-    ledger = run.ledger
+    ledger = run.budget.ledger
     assert result["status"] in ("completed", "partial"), result["error"]
     assert ledger.spent <= ledger.budget
     assert ledger.reserved == 0
     # Every answer was billed once: at its reported usage, or at the bound recorded when none was reported.
-    billed = sum((run.pricing.cost(r.input_tokens, r.output_tokens) for r in run.records if not r.cached),
+    billed = sum((run.budget.pricing.cost(r.input_tokens, r.output_tokens) for r in run.records if not r.cached),
                  Decimal(0))
     assert ledger.settled == billed
     assert ledger.spent == ledger.settled + ledger.kept

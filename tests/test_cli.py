@@ -168,17 +168,28 @@ def test_a_dry_run_that_does_not_fit_warns_on_stderr(llm: LoopbackServer, cli: C
     assert "warning: the dry run's worst case" in ran.stderr and "more than the $0.001 budget" in ran.stderr
 
 
-def test_no_key_and_no_base_url_is_a_usage_error(cli: Cli) -> None:
+def test_no_key_and_no_base_url_fails_at_the_first_subcall_saying_what_to_set(cli: Cli) -> None:
     ran = cli(LOG)
-    assert ran.code == 2
+    assert ran.code == 1 and ran.result["status"] == "error"
+    assert ran.result["budget_summary"]["http_attempts"] == 0
     assert "OPENAI_API_KEY" in ran.stderr and "OPENAI_BASE_URL" in ran.stderr and "--dry-run" in ran.stderr
-    assert len(ran.stderr.strip().splitlines()) == 1
+    assert len(ran.stderr.strip().splitlines()) == 1 and " (at " not in ran.stderr  # a setting, not a line of code
 
 
-def test_the_env_example_placeholder_key_is_refused_before_any_request(cli: Cli, tmp_path: Path) -> None:
+def test_a_task_that_makes_no_subcalls_runs_with_no_key(cli: Cli, tmp_path: Path) -> None:
+    task = tmp_path / "count.py"
+    task.write_text("from rlm.context_access import context_search\n\n"
+                    "def count(context):\n    return len(context_search(context, 'ERROR', max_hits=100))\n")
+    ran = cli(LOG, "--task", f"{task}:count")
+    assert ran.code == 0 and ran.result["status"] == "completed" and ran.result["result"] > 0, ran.stderr
+
+
+def test_the_env_example_placeholder_key_is_refused_before_any_request(llm: LoopbackServer, cli: Cli,
+                                                                       tmp_path: Path) -> None:
     (tmp_path / ".env").write_text((ROOT / ".env.example").read_text())
-    ran = cli(LOG, cwd=tmp_path)
-    assert ran.code == 2 and "placeholder from .env.example" in ran.stderr
+    ran = cli(LOG, cwd=tmp_path, OPENAI_API_KEY="sk-your-key-here")
+    assert ran.code == 1 and "placeholder from .env.example" in ran.stderr
+    assert llm.requests == []
 
 
 def test_stdin(llm: LoopbackServer, cli: Cli) -> None:

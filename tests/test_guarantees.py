@@ -68,10 +68,10 @@ def test_a_with_block_installs_the_run_and_removes_it(llm: LoopbackServer) -> No
 def test_every_attempt_is_admitted_and_settled_exactly_once() -> None:
     run = Run(GuardConfig(model="gpt-4o-mini", max_cost=1.0))
     admission = run.admit(100)
-    assert run.ledger.reserved == admission.reserved == run.worst_case(100)
+    assert run.budget.ledger.reserved == admission.reserved == run.budget.worst_case(100)
     done = AttemptReport(sent=True, complete=True, text="x", usage=Usage(10, 2))
     bill = run.settle(admission, done)
-    assert bill.basis == "usage" and run.ledger.reserved == 0 and run.ledger.spent == bill.cost
+    assert bill.basis == "usage" and run.budget.ledger.reserved == 0 and run.budget.ledger.spent == bill.cost
     with pytest.raises(RuntimeError, match="settled twice"):
         run.settle(admission, done)
     run.close()
@@ -91,9 +91,9 @@ def test_settlement_bills_from_what_the_transport_reported(report: AttemptReport
     bill = run.settle(admission, report)
     assert bill.basis == basis
     expected = {"released": Decimal(0), "kept": admission.reserved,
-                "bound": run.pricing.cost(100, len("hello") + 4)}[basis]  # type: ignore[union-attr]
-    assert bill.cost == expected == run.ledger.spent
-    assert run.ledger.spent <= admission.reserved
+                "bound": run.budget.pricing.cost(100, len("hello") + 4)}[basis]  # type: ignore[union-attr]
+    assert bill.cost == expected == run.budget.ledger.spent
+    assert run.budget.ledger.spent <= admission.reserved
     run.close()
 
 
