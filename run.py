@@ -6,7 +6,11 @@ The same command line as ``rlm`` once the package is installed (``pip install .`
 
 import sys
 
-from rlm.cli import main
+try:
+    from rlm.cli import main
+except ModuleNotFoundError as missing:  # rlm's own message names the package and the command that installs it
+    print(f"run.py: error: {missing}", file=sys.stderr)
+    sys.exit(2)  # EXIT_USAGE: nothing was run (rlm._exits cannot be imported without the package)
 
 if __name__ == "__main__":
     sys.exit(main())

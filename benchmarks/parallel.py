@@ -78,13 +78,13 @@ def main(argv: list[str] | None = None) -> int:
         cache = str(Path(tmp) / "cache.sqlite3")
 
         def measure(name: str, task: Any, config: GuardConfig) -> dict[str, Any]:
-            before = len(server.chat_requests)
+            before = len(server.requests)
             start = time.perf_counter()
             result = run_task(task, document, config)
             seconds = time.perf_counter() - start
             assert result["status"] == "completed", result["error"]
             s = result["budget_summary"]
-            row = {"name": name, "seconds": seconds, "requests": len(server.chat_requests) - before,
+            row = {"name": name, "seconds": seconds, "requests": len(server.requests) - before,
                    "cost": s["total_cost_usd"], "result": result["result"], "peak": server.max_in_flight}
             rows.append(row)
             server.reset()

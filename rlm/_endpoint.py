@@ -37,6 +37,8 @@ class Endpoint:
         self.base_url = config.base_url
         self.api_key = config.api_key
         self.model: str | None = config.model
+        #: True while the model is only remembered from an earlier run (see assume_model), not yet confirmed.
+        self.assumed = False
         self.json_mode = True  # response_format json_object, until the server refuses it
         self.stream_usage = True  # stream_options.include_usage, until the server refuses it
         self.legacy_max_tokens = not is_openai(config.base_url)  # Ollama and others read only max_tokens
@@ -101,6 +103,35 @@ class Endpoint:
                 on_adopt(model)
             self.model = model
             return model
+
+    def assume_model(self, model: str) -> None:
+        """Use the model the server served last time, without asking: a replay from the cache makes no request.
+
+        The first request that must reach the server confirms it first (:meth:`confirm_model`).
+        """
+        with self._lock:
+            if self.model is None:
+                self.model, self.assumed = model, True
+
+    def confirm_model(self, timeout: float, on_adopt: Callable[[str], None] | None = None) -> bool:
+        """Check an assumed model against the server (once); True if the server now serves another one."""
+        transport = self.transport()
+        with self._lock:
+            if not self.assumed:
+                return False
+            try:
+                served = transport.list_models(timeout=min(timeout, _MODELS_TIMEOUT))
+            except Exception:  # the request itself will say what is wrong with the server
+                self.assumed = False
+                return False
+            self.assumed = False
+            if self.model in served:
+                return False
+            model = self.only_model(served)
+            if on_adopt is not None:
+                on_adopt(model)
+            self.model = model
+            return True
 
     def only_model(self, served: Sequence[str]) -> str:
         """The server's one model, or ConfigError naming what it serves."""

@@ -11,6 +11,7 @@ processes at once. A corrupt file is set aside with one warning and rebuilt.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -39,6 +40,14 @@ CREATE TABLE IF NOT EXISTS responses (
     output_tokens INTEGER NOT NULL,
     cost_usd TEXT NOT NULL,
     created REAL NOT NULL
+)
+"""
+# The model a server with no model configured said it serves (GET /models), so a replay need not ask again.
+_MODELS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS served_models (
+    base_url TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    seen REAL NOT NULL
 )
 """
 
@@ -108,6 +117,7 @@ class ResponseCache:
                 # In WAL mode NORMAL cannot corrupt the file; a crash may only lose the last answers.
                 conn.execute("PRAGMA synchronous = NORMAL")
                 conn.execute(_SCHEMA)
+                conn.execute(_MODELS_SCHEMA)
                 conn.execute("SELECT count(*) FROM responses WHERE key = ''").fetchone()
                 return conn
             except sqlite3.OperationalError as exc:
@@ -180,6 +190,26 @@ class ResponseCache:
                 )
             except sqlite3.DatabaseError as exc:
                 self._set_aside(exc)
+
+    def served_model(self, base_url: str) -> str | None:
+        """The model ``base_url`` last said it serves, if this cache saw it."""
+        with self._lock:
+            if self._conn is None:
+                return None
+            try:
+                row = self._conn.execute("SELECT model FROM served_models WHERE base_url = ?", (base_url,)).fetchone()
+            except sqlite3.DatabaseError:
+                return None
+        return None if row is None else str(row[0])
+
+    def remember_model(self, base_url: str, model: str) -> None:
+        """Note the model ``base_url`` serves (see :meth:`served_model`)."""
+        with self._lock:
+            if self._conn is None:
+                return
+            with contextlib.suppress(sqlite3.DatabaseError):
+                self._conn.execute("INSERT OR REPLACE INTO served_models VALUES (?, ?, ?)",
+                                   (base_url, model, time.time()))
 
     def stats(self) -> dict[str, Any]:
         with self._lock:

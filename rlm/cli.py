@@ -39,6 +39,7 @@ from rlm._exits import (
     EXIT_USAGE,
 )
 from rlm._supervise import supervise
+from rlm.cache import ResponseCache
 from rlm.errors import ConfigError, ContextAccessError, RLMError, RunInterrupted, SubcallError, TaskError
 from rlm.pricing import format_usd
 from rlm.runtime import run_task
@@ -570,23 +571,42 @@ def _write_report(trace: Path, out: Path) -> None:
 def _resolve_model(config: GuardConfig) -> GuardConfig:
     """Ask a server with no model set which it serves, now: a bad model or a missing price is exit 2 before any work.
 
-    Skipped when the API is not configured at all: the key is asked for at the first subcall, so a task that
-    makes none runs without one.
+    Skipped when the API is not configured at all (the key is asked for at the first subcall, so a task that
+    makes none runs without one), and when the response cache remembers the server's model (a replay asks
+    nothing; the first request that must reach the server confirms it).
     """
     if config.model is not None or (config.dry_run and config.has_price_override):
         return config
     endpoint = Endpoint(config)
     if endpoint.problem() is not None:
         return config
-    try:
-        # The server's model must have a known price (or prices set): ConfigError, exit 2, before any work.
-        model = endpoint.resolve_model(timeout=10.0, on_adopt=lambda name: None if config.pricing(name) else None)
-    except SubcallError as exc:
-        need = "the model's price" if config.dry_run else "a model"
-        _fail(f"{exc} A run needs {need}.")
-    finally:
-        endpoint.close()
+    with _model_memory(config) as memory:
+        if memory is not None and memory.served_model(str(config.base_url)) is not None:
+            return config
+        try:
+            # The server's model must have a known price (or prices set): ConfigError, exit 2, before any work.
+            model = endpoint.resolve_model(timeout=10.0, on_adopt=lambda name: None if config.pricing(name) else None)
+        except SubcallError as exc:
+            need = "the model's price" if config.dry_run else "a model"
+            _fail(f"{exc} A run needs {need}.")
+        finally:
+            endpoint.close()
+        if memory is not None:
+            memory.remember_model(str(config.base_url), model)
     return dataclasses.replace(config, model=model)
+
+
+@contextlib.contextmanager
+def _model_memory(config: GuardConfig) -> Iterator[ResponseCache | None]:
+    """The response cache, which remembers each server's model, when the run will use it."""
+    if not config.cache or config.base_url is None:
+        yield None
+        return
+    cache = ResponseCache(config.cache_path)
+    try:
+        yield cache
+    finally:
+        cache.close()
 
 
 def _check_rules(task: TaskInfo, *, strict: bool) -> None:

@@ -288,9 +288,23 @@ class Run:
         self.check_deadline()
 
     # -- the model -------------------------------------------------------------
-    def resolve_model(self) -> str:
-        """The model to ask, learned from the server (once) when none was configured, and priced."""
+    def resolve_model(self, remembered: str | None = None) -> str:
+        """The model to ask, learned from the server (once) when none was configured, and priced.
+
+        ``remembered`` (the model the server served last time, from the cache) is used without asking; the
+        first request that must reach the server confirms it (:meth:`confirm_model`).
+        """
+        if remembered is not None and self.endpoint.model is None:
+            self.budget.price_model(remembered)
+            self.endpoint.assume_model(remembered)
+            return remembered
         return self.endpoint.resolve_model(max(self.remaining_seconds(), 0.1), on_adopt=self.budget.price_model)
+
+    def confirm_model(self) -> bool:
+        """Before a request reaches the server: True if it no longer serves the remembered model (now changed)."""
+        if not self.endpoint.assumed:
+            return False
+        return self.endpoint.confirm_model(max(self.remaining_seconds(), 0.1), on_adopt=self.budget.price_model)
 
     # -- admission and settlement --------------------------------------------
     def check_tokens(self, counted: int) -> None:

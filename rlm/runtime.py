@@ -250,26 +250,45 @@ def run_task(
     if checkpoint is not None:
         run.listener = _checkpointer(run, checkpoint)
     owns_context = not isinstance(context, Context)
-    ctx: Context | None = None
     try:
         ctx = open_context(context)
     except RLMError as exc:
         run.emit("run_start", task=name, config=config.public_dict(), depth=run.depth)
-        return _finish(run, ctx, owns_context, "error", None, _one_line(exc))
+        return _finish(run, None, owns_context, "error", None, _one_line(exc))
     run.emit("run_start", task=name, config=config.public_dict(), context=ctx.describe(), depth=run.depth,
              task_source_sha256=task_source_sha256(task_fn), input_fingerprint=ctx.fingerprint())
     if run.listener is not None:
         run.listener("started")
+    outcome = _run_on_a_thread(run, ctx, owns_context, lambda: task_fn(ctx, **params))
+    if isinstance(outcome, dict):
+        return outcome  # halted at the deadline
+    return _conclude(run, ctx, owns_context, outcome, include_traceback)
 
-    outcome: dict[str, Any] = {}
+
+@dataclasses.dataclass
+class _Outcome:
+    """What the task's thread ended with: its return value, or the exception it raised."""
+
+    result: Any = None
+    error: BaseException | None = None
+
+
+def _run_on_a_thread(run: Run, ctx: Context, owns_context: bool,
+                     call: Callable[[], Any]) -> _Outcome | dict[str, Any]:
+    """Run the task on its own thread under ``run``; the outcome, or the partial result of a halt.
+
+    Waits at most until the deadline. Ctrl-C (or SIGTERM, mapped so by the caller) stops the run and raises
+    RunInterrupted carrying its partial result.
+    """
+    outcome = _Outcome()
     done = threading.Event()
 
     def target() -> None:
         with run.installed():
             try:
-                outcome["result"] = task_fn(ctx, **params)
+                outcome.result = call()
             except BaseException as exc:  # reported in the result, never raised
-                outcome["error"] = exc
+                outcome.error = exc
             finally:
                 done.set()
 
@@ -277,7 +296,7 @@ def run_task(
     worker.start()
     try:
         finished = done.wait(max(run.remaining_seconds(), 0.0))
-    except KeyboardInterrupt as interrupt:  # Ctrl-C (or SIGTERM, when the caller maps it so)
+    except KeyboardInterrupt as interrupt:
         signal_name = getattr(interrupt, "signal_name", "SIGINT")
         stop = run.stop(InterruptError(
             f"Stopped by {signal_name}: no new call was started and calls in flight were abandoned; "
@@ -288,14 +307,19 @@ def run_task(
     if not finished:
         run.runtime_error()  # every later access or subcall from the task now raises
         _abandon(worker, done)
-    if not done.is_set() or isinstance(outcome.get("error"), _Interrupted):
+    if not done.is_set() or isinstance(outcome.error, _Interrupted):
         error = run.runtime_error()
         return _finish(run, ctx, owns_context, "partial", _snapshot(run.published), _one_line(error))
+    return outcome
 
-    failure: BaseException | None = outcome.get("error")
+
+def _conclude(run: Run, ctx: Context, owns_context: bool, outcome: _Outcome,
+              include_traceback: bool) -> dict[str, Any]:
+    """The result of a task that returned or raised: completed, partial (a limit) or error."""
+    failure = outcome.error
     if failure is None:
         try:
-            result = _jsonable(outcome.get("result"))
+            result = _jsonable(outcome.result)
         except Exception as conv:  # e.g. the task returned the Context itself, which refuses str()
             message = f"The task's result is not JSON-ready: {_one_line(conv)}"
             return _finish(run, ctx, owns_context, "error", None, message)
@@ -309,10 +333,10 @@ def run_task(
         # A setting the task cannot fix (no API key, say) is not the task's fault: no file and line for it.
         message = _one_line(failure) + ("" if isinstance(failure, ConfigError) else _where(failure))
     status = "partial" if isinstance(failure, _PARTIAL_LIMITS) else "error"
-    result = _finish(run, ctx, owns_context, status, _snapshot(run.published), message)
+    finished = _finish(run, ctx, owns_context, status, _snapshot(run.published), message)
     if include_traceback:
-        result["traceback"] = redact(text)
-    return result
+        finished["traceback"] = redact(text)
+    return finished
 
 
 def _checkpointer(run: Run, send: Callable[[dict[str, Any]], None]) -> Callable[[str], None]:

@@ -87,7 +87,7 @@ def _ask_in(run: Run, kind: str, prompt: str, chunk: object, suffix: str, json_m
             raise run.halted
         run.check_deadline()
         if run.model is None and (run.budget.pricing is None or not run.config.dry_run):
-            run.resolve_model()  # a dry run asks only when it needs the model's price
+            _resolve_model(run)  # a dry run asks only when it needs the model's price
         text = chunk if isinstance(chunk, str) else str(chunk)
         messages = _messages(str(prompt), text, suffix)
         counted = count_request_tokens(run.model, messages, json_mode=json_mode).tokens
@@ -109,6 +109,16 @@ def _ask_in(run: Run, kind: str, prompt: str, chunk: object, suffix: str, json_m
         return answer
 
 
+def _resolve_model(run: Run) -> None:
+    """The server's model: remembered by the cache from an earlier run (a replay asks nothing), else asked."""
+    cache = _cache(run)
+    base_url = run.config.base_url
+    remembered = cache.served_model(base_url) if cache is not None and base_url is not None else None
+    model = run.resolve_model(remembered)
+    if cache is not None and base_url is not None and remembered is None:
+        cache.remember_model(base_url, model)
+
+
 def _cache(run: Run) -> ResponseCache | None:
     """The run's response cache, when it is on and the call is deterministic enough to replay."""
     cfg = run.config
@@ -122,17 +132,20 @@ def _live(run: Run, messages: Messages, counted: int, json_mode: bool) -> tuple[
     """The answer, its record fields and request id: from the cache, or from one model call."""
     cache = _cache(run)
     key = ""
-    cfg = run.config
     if cache is not None:
-        key = cache_key(base_url=cfg.base_url, model=str(run.model),
-                        messages=[{"role": r, "content": c} for r, c in messages],
-                        temperature=cfg.temperature, max_output_tokens=cfg.max_output_tokens, json_mode=json_mode)
+        key = _key(run, messages, json_mode)
         hit = cache.get(key)
         if hit is not None:
             run.budget.count_cache(hit=True, saved=hit.cost)
             return hit.answer, {"input_tokens": hit.input_tokens, "output_tokens": hit.output_tokens,
                                 "cached": True}, None
         run.budget.count_cache(hit=False)
+    if run.confirm_model():  # the model remembered from the cache is no longer the server's: ask the new one
+        if cache is not None and run.config.base_url is not None:
+            cache.remember_model(run.config.base_url, str(run.model))
+        counted = count_request_tokens(run.model, messages, json_mode=json_mode).tokens
+        run.check_tokens(counted)
+        key = _key(run, messages, json_mode) if cache is not None else ""
     reply = _call_model(run, messages, counted, json_mode)
     bill = reply.settlement
     if cache is not None and reply.text.strip():  # an empty answer is almost always a glitch: ask again next time
@@ -142,6 +155,13 @@ def _live(run: Run, messages: Messages, counted: int, json_mode: bool) -> tuple[
         "reserved_usd": float(reply.reserved), "latency_seconds": round(reply.latency, 6),
         "retries": reply.retries, "usage_reported": bill.usage_reported,
     }, reply.request_id
+
+
+def _key(run: Run, messages: Messages, json_mode: bool) -> str:
+    cfg = run.config
+    return cache_key(base_url=cfg.base_url, model=str(run.model),
+                     messages=[{"role": r, "content": c} for r, c in messages], temperature=cfg.temperature,
+                     max_output_tokens=cfg.max_output_tokens, json_mode=json_mode)
 
 
 @dataclass(frozen=True, slots=True)

@@ -523,3 +523,33 @@ def test_a_servers_model_without_a_price_is_refused_before_any_work(cli: Cli, mo
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # nothing listens there
     down = cli(LOG, "--task", "find_errors_in_log")
     assert down.code == 2 and "did not say which it serves" in down.stderr
+
+
+def test_a_bug_in_rlm_is_one_line_with_its_own_exit_code(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    import rlm.cli
+    from rlm._exits import EXIT_INTERNAL
+
+    def broken() -> str:
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(rlm.cli, "_list_tasks", broken)  # stands for any bug of ours
+    ran = cli("--list-tasks")
+    assert ran.code == EXIT_INTERNAL == 70
+    assert ran.stderr.startswith("rlm: internal error: ZeroDivisionError") and "report" in ran.stderr
+
+
+def test_a_missing_package_names_the_command_that_installs_it(tmp_path: Path) -> None:
+    # -S: no site-packages, as when run.py is started by a Python outside the project's environment.
+    ran = subprocess.run([sys.executable, "-S", str(ROOT / "run.py"), LOG], capture_output=True, text=True,
+                         cwd=tmp_path, timeout=60)
+    assert ran.returncode == 2 and ran.stdout == ""
+    assert "pip install -r requirements.txt" in ran.stderr and "cannot import" in ran.stderr
+    assert "Traceback" not in ran.stderr and len(ran.stderr.strip().splitlines()) == 1
+
+
+def test_task_help_says_it_takes_a_function_name(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+    assert exited.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--task FUNCTION" in text and "the name of a task function" in text and "./tasks/*.py" in text

@@ -59,6 +59,43 @@ def test_config_reads_env_and_explicit_values_win(monkeypatch: pytest.MonkeyPatc
     assert GuardConfig(max_cost=0.9, max_runtime_seconds=3, model="gpt-4o-mini").max_cost == 0.9
 
 
+def test_a_resolved_config_holds_numbers_and_survives_replace(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    c = GuardConfig()
+    assert isinstance(c.max_cost, float) and isinstance(c.max_runtime_seconds, float)
+    monkeypatch.setenv("RLM_MAX_COST", "0.3")  # a copy keeps the resolved values: the environment is read once
+    assert dataclasses.replace(c, max_workers=2).max_cost == 0.5 and GuardConfig().max_cost == 0.3
+    assert "api_key" not in repr(GuardConfig(api_key="sk-secret-value-123"))
+
+
+def test_dotenv_fills_only_what_the_environment_leaves_unset(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    from rlm._config import load_dotenv_file
+
+    (tmp_path / ".env").write_text("RLM_MAX_COST=0.11\nRLM_MAX_RUNTIME=9\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RLM_MAX_RUNTIME", "5")
+    monkeypatch.delenv("RLM_MAX_COST", raising=False)
+    assert load_dotenv_file() == str(tmp_path / ".env")
+    c = GuardConfig()
+    assert (c.max_cost, c.max_runtime_seconds) == (0.11, 5.0)  # explicit > environment > .env > default
+    assert GuardConfig(max_cost=0.7).max_cost == 0.7
+
+
+@pytest.mark.parametrize("url", ["http://[::1/v1", "127.0.0.1:8080/v1", "ftp://host/v1", "http://host:99999/v1",
+                                 "http:///v1"])
+def test_a_malformed_base_url_is_refused_in_one_line(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", url)
+    with pytest.raises(ConfigError, match="OPENAI_BASE_URL") as refused:
+        GuardConfig()
+    assert "\n" not in str(refused.value)
+    with pytest.raises(ConfigError, match="base_url"):
+        GuardConfig(base_url="http://user:hunter2@[::1/v1")
+    with pytest.raises(ConfigError) as hidden:
+        GuardConfig(base_url="ftp://user:hunter2@host/v1")
+    assert "hunter2" not in str(hidden.value)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

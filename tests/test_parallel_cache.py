@@ -193,6 +193,27 @@ def test_warm_cache_replays_with_zero_requests_and_zero_cost(llm: LoopbackServer
     assert s["cache"]["hits"] == 3 and s["cache"]["saved_usd"] == pytest.approx(cold["budget_summary"]["total_cost_usd"])
 
 
+def test_a_replay_makes_no_request_at_all_not_even_for_the_model(llm: LoopbackServer, tmp_path: Path) -> None:
+    run_task(three_questions, "x", cached(tmp_path))
+    asked = len(llm.requests)
+    warm = run_task(three_questions, "x", cached(tmp_path))
+    assert len(llm.requests) == asked  # no GET /models either: the cache remembers which model the server serves
+    assert warm["budget_summary"]["model"] == "gpt-4o-mini" and warm["budget_summary"]["cache"]["hits"] == 3
+
+
+def test_a_server_that_changed_its_model_is_asked_before_a_new_call(llm: LoopbackServer, tmp_path: Path) -> None:
+    free = {"price_input_per_mtok": 0, "price_output_per_mtok": 0}
+    run_task(three_questions, "x", cached(tmp_path, **free))
+    llm.models = ["llama-3.2"]
+    llm.reset()
+    result = run_task(lambda c: semantic_subcall("a new question", "chunk"), "x", cached(tmp_path, **free))
+    assert result["status"] == "completed" and result["budget_summary"]["model"] == "llama-3.2"
+    assert [r.path.rsplit("/", 1)[-1] for r in llm.requests] == ["models", "completions"]
+    assert llm.chat_requests[0].body["model"] == "llama-3.2"
+    replay = run_task(three_questions, "x", cached(tmp_path, **free))  # the new model's answers are not the old one's
+    assert replay["budget_summary"]["cache"]["hits"] == 0 and replay["budget_summary"]["model"] == "llama-3.2"
+
+
 def test_cache_hits_reserve_nothing_even_with_a_tiny_budget(llm: LoopbackServer, tmp_path: Path) -> None:
     run_task(three_questions, "x", cached(tmp_path))
     warm = run_task(three_questions, "x", cached(tmp_path, max_cost=0.0000001))
@@ -282,8 +303,9 @@ def test_cli_caches_by_default_and_replays_with_zero_requests(llm: LoopbackServe
 
     first = run()
     assert len(llm.chat_requests) == 4  # one per kind of problem in the example log
+    asked = len(llm.requests)
     second = run()
-    assert len(llm.chat_requests) == 4
+    assert len(llm.requests) == asked  # a replay asks nothing, not even which model the server serves
     assert first["result"] == second["result"] and second["budget_summary"]["cache"]["hits"] == 4
     run("--no-cache")
     assert len(llm.chat_requests) == 8
