@@ -92,25 +92,9 @@ def _quote_span(window: Chunk, quote: str, unit: str) -> tuple[int, int, str] | 
     return start, end, m.group(0)
 
 
-def find_answer(context: Context, question: str, max_windows: int = 8, *, radius: int = 600,
-                max_window: int = 3000, max_hits_per_term: int = 32) -> dict[str, Any]:
-    """Answer a question whose answer is stated somewhere in the context, with the quote that states it.
-
-    Terms of the question (quoted names, ids and numbers, capitalised and long
-    words) are searched one by one (``max_hits_per_term`` each; a term with
-    that many hits is too common to narrow anything). Hits within ``radius``
-    positions merge into windows of at most ``max_window`` positions, ranked by
-    how many distinct terms they hold. The model reads the best ``max_windows``
-    (in parallel) and answers ``{"answer", "quote"}``; Python checks that the
-    quote is in the window and that the answer is in the quote, and reports
-    the quote's span in context offsets (bytes for a file, characters for text).
-
-    Returns ``answer`` (None when no window held one), ``span`` and ``quote`` of
-    the chosen answer, ``verified`` (quote found and answer inside it),
-    ``candidates_examined``, ``evidence`` (every window read and what came of it)
-    and ``terms`` (each with its hit count).
-    """
-    # ===== PHASE 1: programmatic narrowing =====
+def _answer_windows(context: Context, question: str, max_windows: int, radius: int, max_window: int,
+                    max_hits_per_term: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The question's terms with their hit counts, and the best windows around their hits (see find_answer)."""
     terms: list[dict[str, Any]] = []
     hits_by_term: list[tuple[str, list[Any]]] = []
     for term in _question_terms(question):
@@ -137,6 +121,29 @@ def find_answer(context: Context, question: str, max_windows: int = 8, *, radius
     weight = {term: 1.0 / len(hits) for term, hits in hits_by_term}
     windows.sort(key=lambda w: (-len(w["terms"]), -sum(weight[t] for t in w["terms"]), w["start"]))
     chosen = windows[:max_windows]
+    return terms, chosen
+
+
+def find_answer(context: Context, question: str, max_windows: int = 8, *, radius: int = 600,
+                max_window: int = 3000, max_hits_per_term: int = 32) -> dict[str, Any]:
+    """Answer a question whose answer is stated somewhere in the context, with the quote that states it.
+
+    Terms of the question (quoted names, ids and numbers, capitalised and long
+    words) are searched one by one (``max_hits_per_term`` each; a term with
+    that many hits is too common to narrow anything). Hits within ``radius``
+    positions merge into windows of at most ``max_window`` positions, ranked by
+    how many distinct terms they hold. The model reads the best ``max_windows``
+    (in parallel) and answers ``{"answer", "quote"}``; Python checks that the
+    quote is in the window and that the answer is in the quote, and reports
+    the quote's span in context offsets (bytes for a file, characters for text).
+
+    Returns ``answer`` (None when no window held one), ``span`` and ``quote`` of
+    the chosen answer, ``verified`` (quote found and answer inside it),
+    ``candidates_examined``, ``evidence`` (every window read and what came of it)
+    and ``terms`` (each with its hit count).
+    """
+    # ===== PHASE 1: programmatic narrowing =====
+    terms, chosen = _answer_windows(context, question, max_windows, radius, max_window, max_hits_per_term)
 
     # ===== PHASE 2: semantic interpretation, one window per subcall =====
     prompt = (
