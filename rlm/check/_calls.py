@@ -110,8 +110,7 @@ class Calls(Sequences):
             summary = self.call_refs(refs, (elems(items_t),), {})
         if summary.makes_subcall:
             fr.mark_subcall(sequential=kind == "map")
-            if items_t & UNBOUNDED:
-                _rule3.judge_map(self, e, kind, items)
+            _rule3.judge_map(self, e, kind, items, items_t)
         out: set[Label] = set(wrap(summary.ret - ANSWERS))
         if kind == "parallel_map":  # a list, built at once
             out |= {LIST, ULIST} if items_t & UNBOUNDED else {LIST}

@@ -82,7 +82,7 @@ class Findings:
             self._found[key] = Finding(self.filename, line, getattr(node, "col_offset", 0) + 1, rule, message,
                                        fix_for(code), code)
 
-    def sorted(self) -> list[Finding]:
+    def in_order(self) -> list[Finding]:
         """In line order; materialising a scan is not also a hazard where rule 3 already reports the scan."""
         rule3_lines = {line for line, rule in self._found if rule == "rule3"}
         kept = [f for f in self._found.values() if not (f.code == "H-materialize" and f.line in rule3_lines)]

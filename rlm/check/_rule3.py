@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from rlm.check._analysis import Analysis
 from rlm.check._frames import Frame, Loop
 from rlm.check._syntax import LOOP_NODES, src, walk_local
+from rlm.check._values import UNBOUNDED, Taint
 
 AnyLoop = ast.For | ast.AsyncFor | ast.While
 
@@ -43,10 +44,11 @@ def judge_comprehension(an: Analysis, scan: ast.expr, loop: Loop, unbounded: boo
     return False
 
 
-def judge_map(an: Analysis, e: ast.Call, kind: str, items: ast.expr | None) -> None:
-    """``parallel_map`` or ``map`` of a function making subcalls over an unbounded scan."""
-    an.report(e, "R3-parallel", f"{kind} makes subcalls for every item of an unbounded scan "
-                                f"({src(items) if items is not None else '?'})")
+def judge_map(an: Analysis, e: ast.Call, kind: str, items: ast.expr | None, items_t: Taint) -> None:
+    """``parallel_map`` or ``map`` of a function that makes subcalls: not over an unbounded scan."""
+    if items_t & UNBOUNDED:
+        an.report(e, "R3-parallel", f"{kind} makes subcalls for every item of an unbounded scan "
+                                    f"({src(items) if items is not None else '?'})")
 
 
 def _counters(loop: AnyLoop) -> set[str]:

@@ -40,7 +40,7 @@ class Checker(Expressions):
         self.finish(frame)
 
     def findings(self) -> list[Finding]:
-        return self.out.sorted()
+        return self.out.in_order()
 
     def body(self, body: Sequence[ast.stmt], fr: Frame) -> None:
         for stmt in body:
