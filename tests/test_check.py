@@ -325,3 +325,14 @@ def test_the_thread_corpus_names_each_way_in_and_stays_clean_with_parallel_map()
     codes = {f.code for p in bad for f in check_path(str(p))}
     assert codes == {"H-threads"}
     assert check_path(str(CORPUS / "clean_threads_parallel_map.py")) == []
+
+
+def test_python_dash_m_rlm_check_runs_the_command_line(capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import runpy
+
+    monkeypatch.setattr("sys.argv", ["python -m rlm.check", str(CORPUS / "bad_r2_slice.py")])
+    with pytest.raises(SystemExit) as info:
+        runpy.run_module("rlm.check", run_name="__main__")
+    assert info.value.code == EXIT_FINDINGS
+    assert "bad_r2_slice.py" in capsys.readouterr().out

@@ -2,7 +2,9 @@
 
 ``python -m rlm.check tasks/my_task.py[:function] [...] [--json]`` reads each
 file with :mod:`ast` only: the checked file is never imported or executed, so
-checking is safe on code nobody has reviewed yet.
+checking is safe on code nobody has reviewed yet. It prints one line per
+finding, or one line saying the file is clean; the exit codes are
+``rlm._exits``' (0 clean, 1 findings, 2 a file it cannot check, 70 a bug).
 
 A *task* is a public module-level function whose first parameter is the
 context (with ``:function``, just that one). The checker follows the context
