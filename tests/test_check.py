@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from rlm._exits import EXIT_COMPLETED, EXIT_FINDINGS, EXIT_INTERNAL, EXIT_USAGE
 from rlm.check import (
     RULES,
     CheckError,
@@ -183,15 +184,27 @@ def test_an_unparseable_or_missing_file_is_a_check_error(tmp_path: Path) -> None
 
 # -- the command line ----------------------------------------------------------------------
 
-def test_main_exits_0_when_clean(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main([str(CORPUS / "clean_len_of_context.py"), str(ROOT / "rlm" / "tasks" / "example_task.py")]) == 0
+def test_main_says_each_clean_file_is_clean_in_one_line_and_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    alone, with_helper = CORPUS / "clean_len_of_context.py", CORPUS / "clean_helper_ctx_is_chunk.py"
+    assert main([str(alone), f"{with_helper}:excerpt_summaries"]) == EXIT_COMPLETED == 0
     out, err = capsys.readouterr()
-    assert out == "" and err == ""
+    assert out.splitlines() == [f"{alone}: clean (4 rules, 1 function checked)",
+                                f"{with_helper}:excerpt_summaries: clean (4 rules, 2 functions checked)"]
+    assert err == ""
+
+
+def test_main_says_when_a_clean_file_has_no_task_to_check(capsys: pytest.CaptureFixture[str],
+                                                          tmp_path: Path) -> None:
+    helpers_only = tmp_path / "helpers.py"
+    helpers_only.write_text("def _private(context):\n    return 1\n\ndef two(a, b):\n    return a + b\n")
+    assert main([str(helpers_only)]) == EXIT_COMPLETED
+    [line] = capsys.readouterr().out.splitlines()
+    assert line.startswith(f"{helpers_only}: clean, but it has no task to check") and "PATH.py:function" in line
 
 
 def test_main_exits_1_with_one_line_per_finding(capsys: pytest.CaptureFixture[str]) -> None:
     path = CORPUS / "bad_mixed_agent_session.py"
-    assert main([str(path)]) == 1
+    assert main([str(path)]) == EXIT_FINDINGS == 1
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == len(expected(path))
     for line in lines:
@@ -201,15 +214,40 @@ def test_main_exits_1_with_one_line_per_finding(capsys: pytest.CaptureFixture[st
 def test_main_exits_2_on_a_file_it_cannot_check(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     broken = tmp_path / "broken.py"
     broken.write_text("def t(context) return 1\n")
-    assert main([str(broken), str(CORPUS / "bad_r2_slice.py")]) == 2
+    assert main([str(broken), str(CORPUS / "bad_r2_slice.py")]) == EXIT_USAGE == 2
     out, err = capsys.readouterr()
     assert err.count("\n") == 1 and "cannot parse" in err and "Traceback" not in err
     assert "bad_r2_slice.py" in out  # the other file was still checked
-    assert main([str(tmp_path / "absent.py")]) == 2
+    assert main([str(tmp_path / "absent.py")]) == EXIT_USAGE
     err = capsys.readouterr().err
     assert err.startswith("rlm check: error: No such file") and err.count("\n") == 1
-    assert main([]) == 2  # no paths: usage error
-    capsys.readouterr()
+    assert main([]) == EXIT_USAGE  # no paths
+    assert main(["--no-such-flag", str(CORPUS / "clean_early_exit.py")]) == EXIT_USAGE
+    out, err = capsys.readouterr()
+    assert out == "" and "--no-such-flag" in err
+
+
+def test_main_exits_70_with_one_line_on_a_bug_in_the_checker(capsys: pytest.CaptureFixture[str],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from rlm.check._statements import Checker
+
+    def broken(self: Checker, fn: object) -> None:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(Checker, "check_task", broken)
+    assert main([str(CORPUS / "clean_early_exit.py"), str(CORPUS / "bad_r2_slice.py")]) == EXIT_INTERNAL == 70
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 2 and "Traceback" not in err  # one line per file, and the second file was tried
+    assert err.startswith("rlm check: internal error while checking ") and "KeyError" in err and "report" in err
+
+
+def test_a_task_too_deeply_nested_to_follow_is_a_check_error_not_a_crash(tmp_path: Path) -> None:
+    chain = tmp_path / "chain.py"
+    chain.write_text("def t(context):\n    x = " + " + ".join(["'a'"] * 600) + "\n    return {'x': x}\n")
+    with pytest.raises(CheckError, match="nested too deeply") as info:
+        check_path(str(chain))
+    assert isinstance(info.value.__cause__, RecursionError) and info.value.path == str(chain)
 
 
 def test_main_json_lists_the_findings(capsys: pytest.CaptureFixture[str]) -> None:
@@ -227,3 +265,74 @@ def test_main_selects_a_function(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([spec]) == 0
     assert main([f"{ROOT / 'rlm' / 'tasks' / 'example_task.py'}:no_such_task"]) == 2
     assert "no module-level function 'no_such_task'" in capsys.readouterr().err
+
+
+# -- threads and processes of the task's own -------------------------------------------------
+
+THREAD_STARTS = {  # each starts its thread or process on the line marked "# starts"
+    "threading.Thread": "import threading\n\ndef t(context):\n    threading.Thread(target=print).start()  # starts\n",
+    "threading.Timer": "from threading import Timer\n\ndef t(context):\n    Timer(1.0, print).start()  # starts\n",
+    "ThreadPoolExecutor as P": "from concurrent.futures import ThreadPoolExecutor as P\n\ndef t(context):\n"
+                               "    with P(4) as pool:  # starts\n        return {'n': len(list(pool.map(len, [])))}\n",
+    "ProcessPoolExecutor": "import concurrent.futures\n\ndef t(context):\n"
+                           "    concurrent.futures.ProcessPoolExecutor().shutdown()  # starts\n",
+    "multiprocessing alias": "import multiprocessing as mp\n\ndef t(context):\n"
+                             "    mp.Process(target=print).start()  # starts\n",
+    "multiprocessing.dummy": "from multiprocessing.dummy import Pool\n\ndef t(context):\n    Pool(2).close()  # starts\n",
+    "os.fork": "import os\n\ndef t(context):\n    return {'pid': os.fork()}  # starts\n",
+    "asyncio.to_thread": "import asyncio\n\nasync def t(context):\n"
+                         "    return {'n': await asyncio.to_thread(len, '')}  # starts\n",
+    "run_in_executor": "import asyncio\n\nasync def t(context):\n    loop = asyncio.get_running_loop()\n"
+                       "    return {'n': await loop.run_in_executor(None, len, '')}  # starts\n",
+    "Thread subclass": "import threading\n\nclass W(threading.Thread):\n    pass\n\ndef t(context):\n"
+                       "    W().start()  # starts\n",
+    "in a helper": "import threading\n\ndef _go(text):\n    threading.Thread(target=print).start()  # starts\n\n"
+                   "def t(context):\n    _go('x')\n",
+}
+
+
+@pytest.mark.parametrize("how", THREAD_STARTS)
+def test_a_task_starting_its_own_thread_or_process_is_told_to_use_parallel_map(how: str) -> None:
+    source = THREAD_STARTS[how]
+    [finding] = check_source(source, "t.py")
+    line = next(n for n, text in enumerate(source.splitlines(), 1) if text.endswith("# starts"))
+    assert (finding.rule, finding.code, finding.line) == ("hazard", "H-threads", line)
+    assert "parallel_map" in finding.message and "parallel_map" in finding.fix
+
+
+def test_locks_cpu_counts_and_parallel_map_start_nothing_of_the_tasks_own() -> None:
+    source = textwrap.dedent("""\
+        import multiprocessing
+        import threading
+
+        from rlm.subcalls import parallel_map, semantic_subcall
+
+
+        def t(context):
+            lock = threading.Lock()
+            workers = multiprocessing.cpu_count()
+            with lock:
+                answers = parallel_map(lambda i: semantic_subcall("Why?", str(i)), range(3), max_workers=workers)
+            return {"answers": answers}
+        """)
+    assert check_source(source, "t.py") == []
+
+
+def test_the_thread_corpus_names_each_way_in_and_stays_clean_with_parallel_map() -> None:
+    bad = sorted(CORPUS.glob("bad_threads_*.py"))
+    assert {p.name for p in bad} >= {"bad_threads_direct_import.py", "bad_threads_module_alias.py",
+                                     "bad_threads_from_import_as.py"}
+    codes = {f.code for p in bad for f in check_path(str(p))}
+    assert codes == {"H-threads"}
+    assert check_path(str(CORPUS / "clean_threads_parallel_map.py")) == []
+
+
+def test_python_dash_m_rlm_check_runs_the_command_line(capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import runpy
+
+    monkeypatch.setattr("sys.argv", ["python -m rlm.check", str(CORPUS / "bad_r2_slice.py")])
+    with pytest.raises(SystemExit) as info:
+        runpy.run_module("rlm.check", run_name="__main__")
+    assert info.value.code == EXIT_FINDINGS
+    assert "bad_r2_slice.py" in capsys.readouterr().out

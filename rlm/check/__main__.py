@@ -1,0 +1,5 @@
+"""``python -m rlm.check PATH[:function] [...] [--json]``."""
+
+from rlm.check._cli import main
+
+raise SystemExit(main())
