@@ -53,6 +53,8 @@ def test_readme_python_examples_run_against_the_loopback_server(llm: LoopbackSer
 # itself (a fresh venv, the requirements, the test command), and copying the settings template.
 SETUP = (("python3", "-m", "venv"), (".",), ("pip", "install"), ("python", "-m", "pip"), ("python", "-m", "pytest"),
          ("cp", ".env.example", ".env"))
+# Commands that serve until stopped (`rlm mcp`, the loopback server): a test would wait on them forever.
+SERVERS = {"mcp", "rlm.mcp", "rlm.loopback"}
 # The loopback server stands in for the model API, so a page's own API settings are not applied.
 API_SETTINGS = ("OPENAI_API_KEY", "OPENAI_BASE_URL")
 
@@ -90,6 +92,7 @@ def shell_commands(text: str) -> list[tuple[Callable[[pytest.MonkeyPatch], int],
             expected = int(said.group(1)) if said else 0
             for segment in line.split(" && "):
                 args = shlex.split(segment)
+                assert not set(args) & SERVERS, f"a server waits for its client; show it in a ```text block: {segment}"
                 run = command_line(args)
                 if run is not None:
                     commands.append((run, expected, segment))
