@@ -342,7 +342,7 @@ def _main(argv: Sequence[str]) -> int:
             _confirm(task, source, config, params, args.confirm_above)
         result = _execute(task, source, config, params, debug=args.debug or env_flag("RLM_DEBUG"))
         if args.report:
-            _write_report(Path(str(config.trace_path)), Path(os.path.expanduser(args.report)))
+            _write_report(Path(str(config.trace_path)), Path(os.path.expanduser(os.path.expandvars(args.report))))
     return _publish(args, config, result)
 
 

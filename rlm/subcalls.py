@@ -337,7 +337,7 @@ def parallel_map(
     when the budget (or the clock) is truly spent, the run halts: no new item
     starts, items in flight finish or stop at the deadline, and the guard
     error is raised. Publish results from ``fn`` as they arrive to keep them
-    (see README). ``max_workers`` defaults to the run's ``max_workers``
+    (docs/writing-tasks.md). ``max_workers`` defaults to the run's ``max_workers``
     (``--workers``, default 8), which also caps it. Any other exception in
     one item does not stop its neighbours; the first is raised at the end,
     or, with ``return_exceptions=True``, put in its slot.
