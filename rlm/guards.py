@@ -26,6 +26,7 @@ import threading
 import time
 import uuid
 import warnings
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol, TypeVar, cast
@@ -36,6 +37,7 @@ from rlm._budget import Admission, Budget, Ledger, RemainingBudget, Settlement
 from rlm._config import GuardConfig, without_credentials
 from rlm._endpoint import Endpoint
 from rlm.errors import (
+    ConfigError,
     CostLimitError,
     GuardError,
     InterruptError,
@@ -56,6 +58,7 @@ __all__ = [
     "SubcallRecord",
     "init_guards",
     "current_run",
+    "run_of_this_thread",
     "subcall_scope",
     "RLMError",
     "GuardError",
@@ -104,6 +107,68 @@ def current_run() -> Run | None:
     """The run whose guards apply here, if any."""
     scope = _scope.current_scope()
     return scope if isinstance(scope, Run) else None
+
+
+class _OpenRuns:
+    """Which root runs are open in this process, and which threads outlived the run they were started in.
+
+    A ContextVar does not follow a thread the task starts itself (``threading.Thread``, a
+    ``ThreadPoolExecutor``), so a subcall there finds no run in its context. This registry is how it still
+    finds its run instead of escaping to a fresh default one: it is process-wide on purpose, as threads are.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # Each open root run (installed by a scope, not yet closed): the threads alive when it was installed.
+        self._open: dict[Run, frozenset[int]] = {}
+        self._orphans: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
+        self._ended_by: weakref.WeakKeyDictionary[threading.Thread, str] = weakref.WeakKeyDictionary()
+
+    def opened(self, run: Run) -> None:
+        with self._lock:
+            self._open[run] = frozenset(t.ident for t in threading.enumerate() if t.ident is not None)
+
+    def closed(self, run: Run) -> None:
+        """Threads started while ``run`` was open that are still alive belong to it: their subcalls are refused."""
+        with self._lock:
+            before = self._open.pop(run, None)
+            if before is None:
+                return
+            for thread in threading.enumerate():
+                if thread.ident not in before and thread is not threading.current_thread():
+                    self._orphans.add(thread)
+                    self._ended_by[thread] = run.task or run.id
+
+    def for_this_thread(self) -> Run | None:
+        """The run a subcall from this thread (which has none in its context) belongs to, or None for none.
+
+        Raises when the thread outlived its run, or when several runs are open and it cannot be told which.
+        """
+        thread = threading.current_thread()
+        with self._lock:
+            if thread in self._orphans:
+                task = self._ended_by.get(thread, "a task")
+                raise RuntimeLimitError(
+                    f"This subcall comes from a thread started during the run of {task}, which has ended; it is "
+                    "refused, so nothing is spent outside a run. Make a task's concurrent subcalls through "
+                    "rlm.subcalls.parallel_map, which ends with its run.", limit_seconds=0.0)
+            runs = list(self._open)
+        if not runs or thread is threading.main_thread():
+            return None
+        if len(runs) > 1:
+            raise ConfigError(
+                f"This subcall comes from a thread of its own while {len(runs)} runs are open, so it belongs to "
+                "no one run's budget and deadline. Make a task's concurrent subcalls through "
+                "rlm.subcalls.parallel_map, which carries the task's run into its workers.")
+        return runs[0]
+
+
+_open_runs = _OpenRuns()
+
+
+def run_of_this_thread() -> Run | None:
+    """The current run, or, in a thread a task started itself, that task's run (see _OpenRuns); None outside any."""
+    return current_run() or _open_runs.for_this_thread()
 
 
 class Run:
@@ -163,8 +228,14 @@ class Run:
     # -- lifecycle -------------------------------------------------------------
     def __enter__(self) -> Run:
         self._token = _scope._current.set(self)
-        self._entered = True
+        self._mark_entered()
         return self
+
+    def _mark_entered(self) -> None:
+        with self._lock:
+            first, self._entered = not self._entered, True
+        if first and self.parent is None and not self._closed:
+            _open_runs.opened(self)  # from now on, threads the task starts find this run
 
     def __exit__(self, *exc: object) -> None:
         if self._token is not None:
@@ -176,7 +247,7 @@ class Run:
     def installed(self) -> Iterator[Run]:
         """Make this run current for the block, without closing it afterwards."""
         token = _scope._current.set(self)
-        self._entered = True
+        self._mark_entered()
         try:
             yield self
         finally:
@@ -219,6 +290,8 @@ class Run:
             self._resources.clear()
         self.end()
         self._wake.set()
+        if self.parent is None:
+            _open_runs.closed(self)
         for resource in reversed(resources):
             with contextlib.suppress(Exception):
                 resource.close()

@@ -34,7 +34,7 @@ from rlm.errors import (
     RuntimeLimitError,
     TaskError,
 )
-from rlm.guards import GuardConfig, Run, current_run
+from rlm.guards import GuardConfig, Run, current_run, run_of_this_thread
 from rlm.trace import redact
 
 __all__ = ["run_task", "TaskBuilder", "publish", "bind_params", "describe_parameters", "task_signature",
@@ -58,7 +58,7 @@ def publish(name: str, value: V) -> V:
     done before the limit is never lost. Returns ``value`` for chaining:
     ``findings = publish("findings", [])``. Outside a run it does nothing.
     """
-    run = current_run()
+    run = run_of_this_thread()
     if run is not None:
         run.publish(name, value)
     return value

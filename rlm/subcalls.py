@@ -30,7 +30,7 @@ from rlm._transport import EMPTY_STREAM
 from rlm.cache import CachedAnswer, ResponseCache, cache_key
 from rlm.context_access import Chunk, Context
 from rlm.errors import ConfigError, ContextAccessError, GuardError, SubcallError, SubcallParseError
-from rlm.guards import GuardConfig, RemainingBudget, Run, Settlement, SubcallRecord, current_run, subcall_scope
+from rlm.guards import GuardConfig, RemainingBudget, Run, Settlement, SubcallRecord, run_of_this_thread, subcall_scope
 from rlm.tokens import count_request_tokens
 
 __all__ = [
@@ -74,7 +74,7 @@ def _ask(kind: str, prompt: str, chunk: object, *, suffix: str = "", json_mode: 
             "A whole context was passed to a subcall (rule 1: never load the context into a prompt). "
             "Pass a bounded chunk from context_slice / context_chunks / context_search."
         )
-    run = current_run()
+    run = run_of_this_thread()
     if run is None:  # a script outside any run: fresh default guards for this one call
         with Run(GuardConfig(), task="subcall") as fresh:
             return _ask_in(fresh, kind, prompt, chunk, suffix, json_mode, dry_answer)
@@ -232,7 +232,7 @@ def remaining_budget(chunk_size: int = 3000, instruction: str = "") -> Remaining
     ``chunk_size`` bytes (with ``instruction``) fit at their worst case, so a task can shrink its plan
     before a limit stops it. Outside any run: what a fresh default run would allow.
     """
-    run = current_run()
+    run = run_of_this_thread()
     if run is None:
         with Run(GuardConfig(), task="remaining_budget"):
             return remaining_budget(chunk_size, instruction)
@@ -299,7 +299,7 @@ def semantic_subcall_choice(prompt: str, chunk: str, choices: Sequence[str], def
 
 def _fell_back(default: T) -> T:
     """Count an answer that did not read, so a run that quietly returned defaults says so."""
-    run = current_run()
+    run = run_of_this_thread()
     if run is not None:
         run.count(answers_defaulted=1)
     return default
@@ -345,7 +345,7 @@ def parallel_map(
     if max_workers is not None and (isinstance(max_workers, bool) or not isinstance(max_workers, int)
                                     or max_workers < 1):
         raise ConfigError(f"max_workers must be a whole number of 1 or more (got {max_workers!r}).")
-    run = current_run()
+    run = run_of_this_thread()
     if run is None:  # a script outside any run: one fresh default run for the whole map
         with Run(GuardConfig(), task="parallel_map") as fresh:
             return _map(fresh, fn, list(items), max_workers, return_exceptions)
