@@ -144,7 +144,11 @@ class TraceReader:
                 yield event
 
     def run_ids(self) -> list[str]:
-        """Every run in the trace, in the order each first appears (a scan of the bytes, nothing parsed)."""
+        """Every run in the trace, in the order each first appears.
+
+        A scan of the bytes for TraceWriter's line heads; only a last line with no newline
+        after it is parsed, so a half-written one names no run.
+        """
         self.skipped = 0
         seen: dict[str, None] = {}
         with open(self.path, "rb") as f:
@@ -155,8 +159,9 @@ class TraceReader:
                 for rid in _BLOCK_RUN.findall(data, 0, cut):
                     seen.setdefault(rid.decode("utf-8", "replace"), None)
                 carry = data[cut:]
-            for rid in _BLOCK_RUN.findall(carry):
-                seen.setdefault(rid.decode("utf-8", "replace"), None)
+        last = _event(carry.decode("utf-8", "replace"))  # a line with no newline after it may be half-written
+        if last is not None:
+            seen.setdefault(last["run_id"], None)
         if not seen:  # not written by TraceWriter (keys in another order): parse every line
             for event in self.events():
                 seen.setdefault(event["run_id"], None)
