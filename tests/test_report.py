@@ -27,7 +27,7 @@ from rlm import (
     semantic_subcall,
     semantic_subcall_choice,
 )
-from rlm._exits import EXIT_INTERNAL, EXIT_SIGINT
+from rlm._exits import EXIT_COMPLETED, EXIT_INTERNAL, EXIT_SIGINT, EXIT_USAGE
 from rlm.context_access import Context
 from rlm.errors import ReportError, RLMError
 from rlm.guards import GuardConfig
@@ -215,13 +215,13 @@ def test_a_trace_that_cannot_be_read_is_a_clear_error(tmp_path: Path, content: s
 def test_command_line_exits_0_or_2_with_one_line(llm: LoopbackServer, tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     trace, _, _ = traced_run(llm, tmp_path)
-    assert main([str(trace), "-o", str(tmp_path / "r.html")]) == 0
+    assert main([str(trace), "-o", str(tmp_path / "r.html")]) == EXIT_COMPLETED
     assert "2 subcalls" in capsys.readouterr().out
     for argv in ([str(tmp_path / "missing.jsonl"), "-o", str(tmp_path / "r.html")],
                  [str(trace), "-o", str(tmp_path / "r.html"), "--run-id", "nope"],
                  [str(trace)],
                  [str(trace), "-o", str(tmp_path / "no-such-dir" / "r.html")]):
-        assert main(argv) == 2
+        assert main(argv) == EXIT_USAGE
         err = capsys.readouterr().err
         assert err.startswith("rlm report: error: ") and err.count("\n") == 1 and "Traceback" not in err
 
