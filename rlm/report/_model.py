@@ -24,7 +24,7 @@ from rlm.errors import ReportError
 from rlm.report._coverage import CoverageMap
 from rlm.trace import TraceReader, redact, secret_values
 
-__all__ = ["Run", "Strings", "Names", "clean", "json_size", "read_run"]
+__all__ = ["Run", "Strings", "Names", "clean", "load_run"]
 
 _SEARCH_FUNCTIONS = ("context_search", "context_finditer")
 _CHUNK_TEXT_CHARS = 2048  # embedded per chunk: its first 2 KB
@@ -87,7 +87,7 @@ def clean(value: Any, depth: int = 0) -> Any:
     return str(value)
 
 
-def json_size(text: str) -> int:
+def _json_size(text: str) -> int:
     """How many bytes ``text`` takes as a JSON string in the page, with its comma."""
     quoted = _quote(text)
     return (len(quoted) if quoted.isascii() else len(quoted.encode("utf-8", "surrogatepass"))) + 5 * text.count("<") + 1
@@ -117,7 +117,7 @@ class Strings:
         return idx
 
     def size(self) -> int:
-        return sum(map(json_size, self.items))
+        return sum(map(_json_size, self.items))
 
     def fit(self, budget: int) -> int:
         """Shorten the longest strings alike until the table takes about ``budget`` bytes of JSON; return its size."""
@@ -425,7 +425,7 @@ class _ChunkTexts:
         if self.used >= self.budget:
             return _TEXT_OVER_CAP, -1
         shown = redact(text[:_CHUNK_TEXT_CHARS], self.secrets)
-        size = json_size(shown)
+        size = _json_size(shown)
         if self.used + size > self.budget:
             return _TEXT_OVER_CAP, -1
         before = len(self.strings.items)
@@ -524,7 +524,7 @@ def _findings(result: Any) -> tuple[list[dict[str, Any]], int]:
 # -- reading one run of a trace -------------------------------------------------
 
 
-def read_run(trace: Path, run_id: str | None) -> Run:
+def load_run(trace: Path, run_id: str | None) -> Run:
     """Run ``run_id`` of ``trace`` (default: the last one), read through the trace reader.
 
     Raises :class:`ReportError` for a missing, unreadable or empty trace, or a run it does not hold.

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from rlm.errors import ReportError
-from rlm.report._model import Run, clean, read_run
+from rlm.report._model import Run, clean, load_run
 
 __all__ = ["ReportStats", "render_report"]
 
@@ -59,7 +59,7 @@ def render_report(trace: str | os.PathLike[str], out: str | os.PathLike[str], *,
     """
     began = time.perf_counter()
     out_path = Path(os.fspath(out))
-    run = read_run(Path(os.fspath(trace)), run_id)
+    run = load_run(Path(os.fspath(trace)), run_id)
     task = run.start.get("task") if run.start else None
     head, tail = _frame(f"rlm report: {task or 'run'} ({run.run_id})")
     pieces = _data(run, len(head.encode()) + len(tail.encode()))
@@ -73,7 +73,7 @@ def render_report(trace: str | os.PathLike[str], out: str | os.PathLike[str], *,
 
 def _template() -> tuple[str, str]:
     """The page before and after its data, with the Content-Security-Policy and title placeholders left in."""
-    page = resources.files(__package__ or "rlm.report").joinpath("report_page.html").read_text(encoding="utf-8")
+    page = resources.files("rlm.report").joinpath("report_page.html").read_text(encoding="utf-8")
     head, tail = page.split("__DATA__", 1)
     return head, tail
 
