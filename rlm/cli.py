@@ -191,19 +191,18 @@ def _check_file(path: Path, allow_binary: bool, *, stdin: bool = False) -> None:
     name = "standard input" if stdin else str(path)
     if info.st_size == 0:
         print(f"{_prog()}: warning: {name} is empty, so the task sees no text.", file=sys.stderr)
+    from rlm._files import SNIFF_BYTES, sniff
+
     try:
-        with open(path, "rb") as f:
-            head = f.read(_SNIFF_BYTES)
+        sniffed = sniff(path)
     except OSError as exc:
         _fail(f"Cannot read {name}: {exc.strerror or exc}.")
-    from rlm.context_access import compression
-
-    packed = compression(head)
+    packed = sniffed.compressed
     if packed is not None and not allow_binary:
         fix = f"pipe it through {packed[1]}" if stdin else f"pipe it in: {packed[1]} {path} | {_prog()} - --task NAME"
         _fail(f"{name} is {packed[0]}-compressed, and rlm reads text. Decompress it first, or {fix}.")
-    if b"\0" in head and not allow_binary:
-        _fail(f"{name} looks binary (NUL bytes in its first {_SNIFF_BYTES} bytes). "
+    if sniffed.has_nul and not allow_binary:
+        _fail(f"{name} looks binary (NUL bytes in its first {SNIFF_BYTES} bytes). "
               "Pass --allow-binary to analyse it anyway.")
 
 

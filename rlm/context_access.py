@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
+from rlm._files import sniff
 from rlm._regex import SearchDeadline, Searcher
 from rlm._scope import current_scope
 from rlm.errors import ContextAccessError
@@ -79,7 +80,6 @@ _ACCESS_LOG_SIZE = 10_000
 _LINE_BLOCK = 4 << 20
 #: Files of a context mapped at once; the least recently read is unmapped to open another.
 _MAX_OPEN_FILES = 64
-_SNIFF_BYTES = 8192
 _FINGERPRINT_BYTES = 8192
 _GLOB_CHARS = set("*?[")
 
@@ -688,26 +688,11 @@ def _regular(path: Path) -> bool:
         return False
 
 
-# The formats logs are rotated into, by magic number, and the command that turns each back into text.
-_COMPRESSED = ((b"\x1f\x8b", "gzip", "zcat"), (b"\x28\xb5\x2f\xfd", "zstd", "zstdcat"),
-               (b"\xfd7zXZ\x00", "xz", "xzcat"), (b"BZh", "bzip2", "bzcat"))
-
-
-def compression(head: bytes) -> tuple[str, str] | None:
-    """The compressed format a file's first bytes announce, and the command that decompresses it."""
-    for magic, name, tool in _COMPRESSED:
-        if head.startswith(magic) and (name != "bzip2" or head[3:4].isdigit()):
-            return name, tool
-    return None
-
-
 def _looks_binary(path: Path) -> bool:
     try:
-        with open(path, "rb") as f:
-            head = f.read(_SNIFF_BYTES)
-    except OSError:
+        return sniff(path).binary
+    except OSError:  # unreadable: not judged here; opening it says why
         return False
-    return b"\0" in head or compression(head) is not None
 
 
 def _expand(source: Path) -> tuple[list[Path], list[str]]:

@@ -9,6 +9,7 @@ import re
 import shutil
 import struct
 import subprocess
+import sys
 import time
 import zlib
 from pathlib import Path
@@ -26,11 +27,13 @@ from rlm import (
     semantic_subcall,
     semantic_subcall_choice,
 )
+from rlm._exits import EXIT_COMPLETED, EXIT_INTERNAL, EXIT_SIGINT, EXIT_USAGE
 from rlm.context_access import Context
 from rlm.errors import ReportError, RLMError
 from rlm.guards import GuardConfig
 from rlm.loopback import LoopbackServer
 from rlm.report import main, render_report
+from rlm.trace import TraceReader, TraceWriter, read_runs
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or (
     "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
@@ -212,13 +215,13 @@ def test_a_trace_that_cannot_be_read_is_a_clear_error(tmp_path: Path, content: s
 def test_command_line_exits_0_or_2_with_one_line(llm: LoopbackServer, tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     trace, _, _ = traced_run(llm, tmp_path)
-    assert main([str(trace), "-o", str(tmp_path / "r.html")]) == 0
+    assert main([str(trace), "-o", str(tmp_path / "r.html")]) == EXIT_COMPLETED
     assert "2 subcalls" in capsys.readouterr().out
     for argv in ([str(tmp_path / "missing.jsonl"), "-o", str(tmp_path / "r.html")],
                  [str(trace), "-o", str(tmp_path / "r.html"), "--run-id", "nope"],
                  [str(trace)],
                  [str(trace), "-o", str(tmp_path / "no-such-dir" / "r.html")]):
-        assert main(argv) == 2
+        assert main(argv) == EXIT_USAGE
         err = capsys.readouterr().err
         assert err.startswith("rlm report: error: ") and err.count("\n") == 1 and "Traceback" not in err
 
@@ -402,3 +405,96 @@ def test_a_context_of_several_files_is_mapped_file_by_file(llm: LoopbackServer, 
     assert column(page, "tst") == [1, 1]  # both chunks found in their files, their SHA-256 checked
     assert sorted("/var" in t for t in texts) == [False, True] and all("ERROR disk full" in t for t in texts)
     assert all(0 <= s < e <= max(sizes) for s, e in zip(column(page, "s"), column(page, "e")))
+
+
+# -- one trace reader for the report and the command line's resume checks -----------------
+
+
+def writer_trace(path: Path) -> None:
+    """Two runs written by the real TraceWriter: one completed, one halted by the cost limit."""
+    for run_id, status in (("run-one", "completed"), ("run-two", "partial")):
+        writer = TraceWriter(path, run_id)
+        writer.emit("run_start", task="t", config={"max_cost": 1.0}, depth=0,
+                    context={"name": "<text>", "length": 100, "unit": "chars"})
+        writer.emit("subcall", kind="text", instruction="q", chunk_start=0, chunk_end=50, answer="a </script>")
+        writer.emit("run_start", task="inner", config={}, depth=1, context={"name": "<text>", "length": 10})
+        writer.emit("run_end", status="completed", error=None, budget_summary={})  # the nested run's end
+        writer.emit("run_end", status=status, error=None, budget_summary={})
+        writer.close()
+
+
+def test_the_report_and_resume_read_the_same_runs_from_one_trace(tmp_path: Path) -> None:
+    trace = tmp_path / "t.jsonl"
+    writer_trace(trace)
+    runs = read_runs(trace)
+    assert [(r.run_id, r.task, r.status) for r in runs] == [("run-one", "t", "completed"), ("run-two", "t", "partial")]
+    assert TraceReader(trace).run_ids() == ["run-one", "run-two"]  # the nested runs shared their parent's writer
+    meta = page_data(render_report(trace, tmp_path / "r.html").path)["meta"]
+    assert meta["run"]["id"] == "run-two" and meta["run"]["other_runs"] == ["run-one"]
+    assert meta["run"]["status"] == "partial" and meta["run"]["nested_runs"] == 1
+
+
+def test_a_run_killed_mid_line_reads_up_to_its_last_whole_line(tmp_path: Path) -> None:
+    trace = tmp_path / "t.jsonl"
+    writer_trace(trace)
+    text = trace.read_text()
+    trace.write_text(text[:text.rindex("\n", 0, -1) + 20])  # the last run_end, cut after 19 characters
+    runs = read_runs(trace)
+    assert [(r.run_id, r.status) for r in runs] == [("run-one", "completed"), ("run-two", "completed")]
+    meta = page_data(render_report(trace, tmp_path / "r.html").path)["meta"]
+    assert meta["run"]["id"] == "run-two" and meta["run"]["skipped_lines"] == 1 and meta["run"]["ended"]
+
+    trace.write_text(text[:text.index('"run_id": "run-two"') + 30])  # killed while writing its first line
+    assert [r.run_id for r in read_runs(trace)] == ["run-one"]
+    stats = render_report(trace, tmp_path / "r.html")  # the last whole run, not "run-two is not in the trace"
+    assert stats.run_id == "run-one" and stats.subcalls == 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10_000))
+def test_a_trace_cut_at_any_byte_reads_every_whole_line(tmp_path_factory: pytest.TempPathFactory,
+                                                         per_10k: int) -> None:
+    trace = tmp_path_factory.mktemp("cut") / "t.jsonl"
+    writer_trace(trace)
+    full = trace.read_bytes()
+    cut = len(full) * per_10k // 10_000  # the trace's length varies with its timestamps
+    trace.write_bytes(full[:cut])
+    *whole, tail = full[:cut].decode().split("\n")
+    reader = TraceReader(trace)
+    events = list(reader.events())
+    assert events[:len(whole)] == [json.loads(line) for line in whole]
+    assert len(events) - len(whole) + reader.skipped == (1 if tail else 0)  # the cut line: an event or skipped
+    assert reader.run_ids() == list(dict.fromkeys(e["run_id"] for e in events))
+    assert [r.run_id for r in read_runs(trace)] == [e["run_id"] for e in events
+                                                     if e["event"] == "run_start" and e["depth"] == 0]
+
+
+def test_lines_in_another_key_order_are_read_by_parsing_them(tmp_path: Path) -> None:
+    trace = tmp_path / "t.jsonl"
+    events = [{"run_id": "r1", "event": "run_start", "task": "t", "depth": 0},
+              {"seq": 2, "run_id": "r1", "event": "run_end", "status": "completed"}]
+    trace.write_text("".join(json.dumps(e) + "\n" for e in events))
+    assert TraceReader(trace).run_ids() == ["r1"] and [r.status for r in read_runs(trace)] == ["completed"]
+    assert render_report(trace, tmp_path / "r.html").run_id == "r1"
+
+
+def test_a_bug_exits_70_and_ctrl_c_130_each_with_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    for raised, code, said in ((RuntimeError("boom"), EXIT_INTERNAL, "rlm report: internal error: RuntimeError: boom"),
+                               (KeyboardInterrupt(), EXIT_SIGINT, "rlm report: interrupted")):
+        def fail(*args: object, exc: BaseException = raised, **kwargs: object) -> None:
+            raise exc
+
+        monkeypatch.setattr("rlm.report._cli.render_report", fail)  # a fault inside the report, injected
+        assert main([str(tmp_path / "t.jsonl"), "-o", str(tmp_path / "r.html")]) == code
+        err = capsys.readouterr().err
+        assert err.startswith(said) and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_python_dash_m_rlm_report_builds_the_page_from_its_packaged_template(tmp_path: Path) -> None:
+    trace = tmp_path / "t.jsonl"
+    writer_trace(trace)
+    proc = subprocess.run([sys.executable, "-m", "rlm.report", str(trace), "-o", str(tmp_path / "r.html")],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0 and "1 subcalls, run run-two" in proc.stdout, proc.stderr
+    assert page_data(tmp_path / "r.html")["meta"]["run"]["id"] == "run-two"
