@@ -51,7 +51,6 @@ __all__ = ["main", "EXIT_COMPLETED", "EXIT_ERROR", "EXIT_USAGE", "EXIT_PARTIAL",
 
 _EXIT_BY_STATUS = {"completed": EXIT_COMPLETED, "partial": EXIT_PARTIAL, "error": EXIT_ERROR}
 _DEFAULT_TASK = "analyze_document"
-_SNIFF_BYTES = 8192
 
 
 class UsageError(Exception):

@@ -2,7 +2,7 @@
 
 Each event is written and flushed as it happens, so a killed process leaves
 a valid file up to its last event. Secrets (API keys) are scrubbed from
-every line before it is written. The schema is documented in the README.
+every line before it is written. The schema is in docs/reports-and-resuming.md.
 :class:`TraceReader` is the one way back in, for the audit report and for the
 command line's ``--resume`` checks alike.
 """

@@ -4,6 +4,7 @@ the model the server serves, one trace event per trip, and errors that carry the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import subprocess
@@ -53,6 +54,61 @@ def test_a_bare_subcall_leaves_no_run_that_breaks_later_runs_or_reads(llm: Loopb
     assert run_task(ask, "some text")["status"] == "completed"  # not "a nested run at depth 1"
     time.sleep(0.6)  # past the default run's limit: reading outside any run is not a late run
     assert context_search("an ERROR here", "ERROR")[0].start == 3
+
+
+def test_subcalls_from_a_tasks_own_threads_stay_inside_its_run(llm: LoopbackServer) -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    llm.responder = lambda body: Reply("ok", prompt_tokens=10, completion_tokens=60, latency=0.01)
+    budget = 5 * 100e-6  # five worst cases of a 100-token cap at $1 per 1M output tokens
+
+    def with_threads(ctx: Any) -> str:
+        def keep_asking() -> None:
+            with contextlib.suppress(Exception):
+                while True:
+                    semantic_subcall("q", "c")
+
+        with ThreadPoolExecutor(4) as pool:  # what a task written without parallel_map reaches for
+            for _ in range(4):
+                pool.submit(keep_asking)
+        threading.Thread(target=keep_asking, daemon=True).start()
+        return "done"
+
+    result = run_task(with_threads, "x", GuardConfig(max_cost=budget, max_output_tokens=100, **PRICED))
+    s = result["budget_summary"]
+    asked = len(llm.chat_requests)
+    assert s["total_calls"] == asked > 0  # every request the threads sent was billed to the run
+    assert s["total_cost_usd"] <= budget and "cost" in s["guard_trips"]
+    time.sleep(0.2)
+    assert len(llm.chat_requests) == asked  # a thread that outlived the run sends nothing more
+
+
+def test_a_thread_left_over_from_an_ended_run_is_refused_not_given_a_fresh_run(llm: LoopbackServer) -> None:
+    import threading
+
+    go, outcome = threading.Event(), []
+
+    def late() -> None:
+        go.wait(5)
+        try:
+            semantic_subcall("q", "c")
+            outcome.append("sent")
+        except RuntimeLimitError as exc:
+            outcome.append(str(exc))
+
+    def start_and_return(ctx: Any) -> str:
+        threading.Thread(target=late, daemon=True).start()
+        return "returned"
+
+    assert run_task(start_and_return, "x")["status"] == "completed"
+    go.set()
+    for _ in range(100):
+        if outcome:
+            break
+        time.sleep(0.02)
+    assert outcome and "has ended" in outcome[0] and "parallel_map" in outcome[0]
+    assert llm.chat_requests == []
 
 
 def test_a_with_block_installs_the_run_and_removes_it(llm: LoopbackServer) -> None:
