@@ -10,6 +10,7 @@ built; the values it holds are frozen and it does no I/O afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from dataclasses import dataclass, field, fields
@@ -32,6 +33,7 @@ __all__ = [
     "is_openai",
     "without_credentials",
     "validate_base_url",
+    "secrets_of",
     "DEFAULT_MAX_COST",
     "DEFAULT_MAX_RUNTIME",
     "DEFAULT_OPENAI_MODEL",
@@ -101,6 +103,16 @@ def without_credentials(url: str | None) -> str | None:
     except ValueError:  # unparseable: keep nothing after the scheme that could be a secret
         return url.split("@", 1)[-1] if "@" in url else url
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def secrets_of(api_key: str | None, base_url: str | None) -> list[str]:
+    """The key, and the user and password of a base URL (``http://user:pass@host``): never to be shown."""
+    found = [api_key] if api_key else []
+    if base_url:
+        with contextlib.suppress(ValueError):
+            parts = urlsplit(base_url)
+            found += [v for v in (parts.password, parts.username) if v and len(v) >= 4]
+    return found
 
 
 def validate_base_url(url: str, *, where: str) -> str:
@@ -271,6 +283,10 @@ class GuardConfig:
 
         name = model or self.model or "(the server's model)"
         return resolve_pricing(name, dec(self.price_input_per_mtok), dec(self.price_output_per_mtok))
+
+    def secrets(self) -> list[str]:
+        """What must never be shown: the API key and any credentials in the base URL, however they were given."""
+        return secrets_of(self.api_key, self.base_url)
 
     def public_dict(self) -> dict[str, Any]:
         """The config as plain data, for traces: the API key is left out, the base URL has no credentials."""

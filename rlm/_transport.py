@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from rlm._attempt import AttemptReport, ChatRequest, Usage
+from rlm._config import secrets_of
 from rlm.trace import redact
 
 if TYPE_CHECKING:
@@ -126,8 +127,9 @@ def _events(lines: Iterator[str]) -> Iterator[str]:
 class _Attempt:
     """One request on a helper thread; the caller may stop waiting for it at any time."""
 
-    def __init__(self, client: openai.OpenAI, request: ChatRequest, timeout: float) -> None:
+    def __init__(self, client: openai.OpenAI, request: ChatRequest, timeout: float, secrets: list[str]) -> None:
         self.done = threading.Event()
+        self._secrets = secrets  # the key and a base URL's password: never in a problem's text
         self.cancelled = threading.Event()
         self.report: AttemptReport | None = None
         self._client = client
@@ -190,7 +192,7 @@ class _Attempt:
 
         if isinstance(exc, openai.APIStatusError):
             headers = {k.lower(): v for k, v in exc.response.headers.items()}
-            detail = redact(str(getattr(exc, "message", "") or exc))[:300]
+            detail = redact(str(getattr(exc, "message", "") or exc), self._secrets)[:300]
             return AttemptReport(
                 sent=True, complete=False, status_code=exc.status_code, headers=headers,
                 request_id=exc.request_id, problem=f"HTTP {exc.status_code}: {detail}",
@@ -205,16 +207,17 @@ class _Attempt:
                                      latency_seconds=self._elapsed(), error=exc)
             return self._broken("request timed out" if timed_out else "connection failed", error=exc)
         if isinstance(exc, (ValueError, KeyError, TypeError)):
-            return self._broken(f"malformed answer ({redact(str(exc))[:200]})", error=exc)
+            return self._broken(f"malformed answer ({redact(str(exc), self._secrets)[:200]})", error=exc)
         if isinstance(exc, _StreamError):
-            return self._broken(f"the server reported an error mid-answer: {redact(str(exc))[:200]}", error=exc)
+            problem = redact(str(exc), self._secrets)[:200]
+            return self._broken(f"the server reported an error mid-answer: {problem}", error=exc)
         # Once the stream is open, the HTTP library's own errors reach us unwrapped by the SDK. They are
         # matched by class name: the SDK's HTTP library is `httpx` or `httpx2` depending on its version.
         if _is_a(exc, "TimeoutException"):
             return self._broken("request timed out", error=exc)
         if isinstance(exc, openai.APIError) or _is_a(exc, "TransportError"):
             return self._broken("connection broke mid-answer", error=exc)
-        return self._broken(f"unexpected failure: {redact(repr(exc))[:200]}", error=exc)
+        return self._broken(f"unexpected failure: {redact(repr(exc), self._secrets)[:200]}", error=exc)
 
 
 def _is_a(exc: BaseException, class_name: str) -> bool:
@@ -284,6 +287,7 @@ class Transport:
                                      http_client=http_client)
         self._pool = _Pool()
         self.base_url = base_url
+        self._secrets = secrets_of(api_key, base_url)
 
     def send(self, request: ChatRequest, timeout: float, abandon: threading.Event | None = None) -> AttemptReport:
         """Send one request and wait at most ``timeout`` seconds for its whole answer.
@@ -291,7 +295,7 @@ class Transport:
         Setting ``abandon`` (the run was stopped) ends the wait early, the same way the deadline does.
         """
         timeout = max(timeout, 0.0)
-        attempt = _Attempt(self._client, request, timeout=timeout + 0.05)
+        attempt = _Attempt(self._client, request, timeout=timeout + 0.05, secrets=self._secrets)
         self._pool.submit(attempt)
         until = time.monotonic() + timeout
         while not attempt.done.wait(min(_ABANDON_POLL, max(until - time.monotonic(), 0.0))):

@@ -208,7 +208,8 @@ class Run:
         self.trace: TraceWriter | None = None
         if config.trace_path:
             shared = parent is not None and parent.config.trace_path == config.trace_path
-            self.trace = parent.trace if shared and parent is not None else TraceWriter(config.trace_path, self.id)
+            own = parent.trace if shared and parent is not None else None
+            self.trace = own or TraceWriter(config.trace_path, self.id, secrets=config.secrets())
         self._lock = threading.RLock()
         self._halted: GuardError | None = None  # a cost or runtime halt: no further call is admitted
         self._expired: RuntimeLimitError | None = None

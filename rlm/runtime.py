@@ -335,7 +335,7 @@ def _conclude(run: Run, ctx: Context, owns_context: bool, outcome: _Outcome,
     status = "partial" if isinstance(failure, _PARTIAL_LIMITS) else "error"
     finished = _finish(run, ctx, owns_context, status, _snapshot(run.published), message)
     if include_traceback:
-        finished["traceback"] = redact(text)
+        finished["traceback"] = redact(text, run.config.secrets())
     return finished
 
 
@@ -351,6 +351,8 @@ def _finish(
     run: Run, ctx: Context | None, owns_context: bool, status: str, result: Any, error: str | None
 ) -> dict[str, Any]:
     run.end()  # a call abandoned in flight counts as spent, in the summary too
+    if error is not None:  # a key given in code (not the environment) or a base URL's password, too
+        error = redact(error, run.config.secrets())
     summary = run.budget_summary()
     run.emit("run_end", status=status, error=error, result=result, budget_summary=summary)
     run.close()

@@ -32,6 +32,7 @@ from rlm.context_access import Chunk, Context
 from rlm.errors import ConfigError, ContextAccessError, GuardError, SubcallError, SubcallParseError
 from rlm.guards import GuardConfig, RemainingBudget, Run, Settlement, SubcallRecord, run_of_this_thread, subcall_scope
 from rlm.tokens import count_request_tokens
+from rlm.trace import redact
 
 __all__ = [
     "SYSTEM_PROMPT",
@@ -149,7 +150,9 @@ def _live(run: Run, messages: Messages, counted: int, json_mode: bool) -> tuple[
     reply = _call_model(run, messages, counted, json_mode)
     bill = reply.settlement
     if cache is not None and reply.text.strip():  # an empty answer is almost always a glitch: ask again next time
-        cache.put(key, str(run.model), CachedAnswer(reply.text, bill.input_tokens, bill.output_tokens, bill.cost))
+        # A key the model echoed from the document is not kept on disk (stdout, trace and report redact it too).
+        stored = redact(reply.text, run.config.secrets())
+        cache.put(key, str(run.model), CachedAnswer(stored, bill.input_tokens, bill.output_tokens, bill.cost))
     return reply.text, {
         "input_tokens": bill.input_tokens, "output_tokens": bill.output_tokens, "cost_usd": float(bill.cost),
         "reserved_usd": float(reply.reserved), "latency_seconds": round(reply.latency, 6),

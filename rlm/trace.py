@@ -26,6 +26,8 @@ __all__ = ["TraceWriter", "TraceReader", "RunRecord", "read_runs", "redact", "se
 
 # Anything shaped like an OpenAI key, even one we were never told about.
 _KEY_SHAPE = re.compile(r"sk-[A-Za-z0-9_\-]{8,}")
+# The credentials of a URL (``https://user:password@host``), whoever wrote them where.
+_URL_CREDENTIALS = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.\-]*://)[^\s/@:]*:[^\s/@]*@")
 
 # TraceWriter starts every line with the event's name and then its run, so a regex finds both
 # without parsing the line (``[^"\\]*``: a name with an escape in it is parsed instead).
@@ -40,11 +42,12 @@ def secret_values() -> list[str]:
     return configured_secrets()
 
 
-def redact(text: str, secrets: Iterable[str] | None = None) -> str:
-    """Replace every known secret, and anything shaped like an API key, with ``***``."""
-    for secret in secret_values() if secrets is None else secrets:
-        text = text.replace(secret, "***")
-    return _KEY_SHAPE.sub("sk-***", text)
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """Replace the environment's secrets, ``secrets``, URL credentials and anything shaped like a key with ``***``."""
+    for secret in (*secret_values(), *secrets):
+        if secret:
+            text = text.replace(secret, "***")
+    return _KEY_SHAPE.sub("sk-***", _URL_CREDENTIALS.sub(r"\1***@", text))
 
 
 def _jsonable(value: Any) -> Any:
@@ -57,12 +60,13 @@ def _jsonable(value: Any) -> Any:
 class TraceWriter:
     """Appends events to a JSONL file, one flushed line each, safe across threads."""
 
-    def __init__(self, path: str | os.PathLike[str], run_id: str, *, seq: int = 0) -> None:
+    def __init__(self, path: str | os.PathLike[str], run_id: str, *, seq: int = 0,
+                 secrets: Iterable[str] = ()) -> None:
         self.path = Path(path)
         self.run_id = run_id
         self._lock = threading.Lock()
         self._seq = seq  # the last sequence number written; a writer that continues a run's trail starts there
-        self._secrets = secret_values()
+        self._secrets = [*secret_values(), *secrets]
         try:
             self._file: IO[str] | None = open(self.path, "a", encoding="utf-8")
         except OSError as exc:

@@ -465,3 +465,31 @@ def test_a_stream_that_ends_without_a_finish_reason_is_not_an_answer(llm: Loopba
     failed = run_task(ask, "other text", GuardConfig(max_retries=1))
     assert failed["status"] == "error" and "no answer and no finish reason" in failed["error"]
     assert "context window" in failed["error"]
+
+
+# -- secrets -----------------------------------------------------------------------------------
+
+def test_credentials_in_the_base_url_appear_nowhere(llm: LoopbackServer, tmp_path: Path) -> None:
+    from rlm.report import render_report
+
+    url = llm.base_url.replace("http://", "http://admin:hunter2-secret@")
+    llm.script(Fault("status", status=400))
+    trace = tmp_path / "t.jsonl"
+    config = GuardConfig(base_url=url, api_key="key-given-in-code-0123", model="gpt-4o-mini", max_retries=0,
+                         trace_path=str(trace))
+    result = run_task(lambda ctx: semantic_subcall("q", context_head(ctx, 10)), "some text", config)
+    assert result["status"] == "error" and result["error"]
+    render_report(trace, tmp_path / "r.html")
+    shown = json.dumps(result) + trace.read_text() + (tmp_path / "r.html").read_text()
+    for secret in ("hunter2-secret", "key-given-in-code-0123"):
+        assert secret not in shown
+    assert "admin:" not in shown
+
+
+def test_a_key_the_model_echoes_is_not_stored_in_the_cache(llm: LoopbackServer, tmp_path: Path) -> None:
+    key = "sk-test-SECRETKEY-0123456789abcdef"  # the llm fixture's OPENAI_API_KEY
+    llm.responder = lambda body: Reply(f"The document contains the key {key}.")
+    config = GuardConfig(cache=True, cache_path=str(tmp_path / "c.sqlite3"))
+    run_task(lambda ctx: semantic_subcall("Any keys?", context_head(ctx, 10)), "some text", config)
+    stored = (tmp_path / "c.sqlite3").read_bytes() + b"".join(p.read_bytes() for p in tmp_path.glob("c.sqlite3-*"))
+    assert key.encode() not in stored and b"SECRETKEY" not in stored
