@@ -81,6 +81,20 @@ def cache_key(*, base_url: str | None, model: str, messages: list[dict[str, str]
     return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
+def _answer(row: tuple[Any, ...]) -> CachedAnswer | None:
+    """A stored answer, or None for a row that does not read as one (it is skipped, as a miss)."""
+    answer, input_tokens, output_tokens, cost = row
+    try:
+        price = Decimal(str(cost))
+    except ArithmeticError:
+        return None
+    if not isinstance(answer, str) or not price.is_finite() or price < 0:
+        return None
+    if not all(isinstance(n, int) and n >= 0 for n in (input_tokens, output_tokens)):
+        return None
+    return CachedAnswer(answer, input_tokens, output_tokens, price)
+
+
 def _sidecars(path: Path) -> list[Path]:
     return [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
 
@@ -102,6 +116,8 @@ class ResponseCache:
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self.disabled_reason: str | None = None
+        #: Why answers are not being stored (a read-only or full filesystem), while stored ones still replay.
+        self.read_only_reason: str | None = None
         self._open()
 
     def _connect(self) -> sqlite3.Connection:
@@ -130,13 +146,38 @@ class ResponseCache:
     def _open(self) -> None:
         try:
             self._conn = self._connect()
-        except sqlite3.DatabaseError as exc:
-            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+        except sqlite3.OperationalError as exc:  # the filesystem (read-only, full) or a lock, not the file
+            if "locked" in str(exc):
                 self._disable(f"it is locked by another process ({exc})")
                 return
+            self._open_read_only(str(exc))
+        except sqlite3.DatabaseError as exc:  # the file itself is not a database, or is damaged
             self._set_aside(exc)
         except OSError as exc:
-            self._disable(f"it cannot be opened ({exc})")
+            self._open_read_only(exc.strerror or str(exc))
+
+    def _open_read_only(self, why: str) -> None:
+        """Replay what the cache holds without writing to it; give it up only if it cannot even be read."""
+        if not self.path.is_file():
+            self._disable(f"it cannot be created ({why})")
+            return
+        for query in ("mode=ro", "mode=ro&immutable=1"):  # immutable: a WAL file on a read-only filesystem
+            try:
+                conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?{query}", uri=True, timeout=10.0,
+                                       check_same_thread=False, isolation_level=None)
+                conn.execute("SELECT count(*) FROM responses WHERE key = ''").fetchone()
+            except sqlite3.Error:
+                continue
+            self._conn = conn
+            self._stop_writing(why)
+            return
+        self._disable(f"it cannot be opened ({why})")
+
+    def _stop_writing(self, why: str) -> None:
+        if self.read_only_reason is None:
+            self.read_only_reason = why
+            warnings.warn(f"The response cache at {self.path} cannot be written ({why}): its answers still replay, "
+                          "new ones are not stored.", CacheWarning, stacklevel=4)
 
     def _set_aside(self, exc: BaseException) -> None:
         """Move a corrupt file out of the way (with one warning) and start a fresh one."""
@@ -173,14 +214,16 @@ class ResponseCache:
                 row = self._conn.execute(
                     "SELECT answer, input_tokens, output_tokens, cost_usd FROM responses WHERE key = ?", (key,)
                 ).fetchone()
+            except sqlite3.OperationalError:  # the disk, not the file: this answer is asked for afresh
+                return None
             except sqlite3.DatabaseError as exc:
                 self._set_aside(exc)
                 return None
-        return None if row is None else CachedAnswer(row[0], row[1], row[2], Decimal(row[3]))
+        return None if row is None else _answer(row)
 
     def put(self, key: str, model: str, answer: CachedAnswer) -> None:
         with self._lock:
-            if self._conn is None:
+            if self._conn is None or self.read_only_reason is not None:
                 return
             try:
                 self._conn.execute(
@@ -188,6 +231,8 @@ class ResponseCache:
                     (key, model, answer.answer, answer.input_tokens, answer.output_tokens, str(answer.cost),
                      time.time()),
                 )
+            except sqlite3.OperationalError as exc:  # full or read-only: keep replaying, stop storing
+                self._stop_writing(str(exc))
             except sqlite3.DatabaseError as exc:
                 self._set_aside(exc)
 
@@ -206,6 +251,8 @@ class ResponseCache:
         """Note the model ``base_url`` serves (see :meth:`served_model`)."""
         with self._lock:
             if self._conn is None:
+                return
+            if self.read_only_reason is not None:
                 return
             with contextlib.suppress(sqlite3.DatabaseError):
                 self._conn.execute("INSERT OR REPLACE INTO served_models VALUES (?, ?, ?)",

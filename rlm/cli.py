@@ -560,8 +560,8 @@ def _write_report(trace: Path, out: Path) -> None:
 
     try:
         stats = render_report(trace, out)
-    except RLMError as exc:
-        print(f"{_prog()}: warning: no report written: {exc}", file=sys.stderr)
+    except (RLMError, OSError) as exc:  # a full disk, say: the run's result still prints
+        print(f"{_prog()}: warning: no report written: {redact(str(exc))}", file=sys.stderr)
         return
     print(f"{_prog()}: report: {stats.path} ({stats.subcalls} subcalls)", file=sys.stderr)
 

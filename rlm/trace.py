@@ -9,11 +9,13 @@ command line's ``--resume`` checks alike.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import threading
 import time
+import warnings
 from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +24,7 @@ from typing import IO, Any
 from rlm._config import configured_secrets
 from rlm.errors import ConfigError
 
-__all__ = ["TraceWriter", "TraceReader", "RunRecord", "read_runs", "redact", "secret_values"]
+__all__ = ["TraceWarning", "TraceWriter", "TraceReader", "RunRecord", "read_runs", "redact", "secret_values"]
 
 # Anything shaped like an OpenAI key, even one we were never told about.
 _KEY_SHAPE = re.compile(r"sk-[A-Za-z0-9_\-]{8,}")
@@ -57,6 +59,10 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+class TraceWarning(UserWarning):
+    """The trace could not be written; the run goes on and its result is still returned."""
+
+
 class TraceWriter:
     """Appends events to a JSONL file, one flushed line each, safe across threads."""
 
@@ -87,14 +93,30 @@ class TraceWriter:
             self._seq += 1
             record = {"event": event, "run_id": self.run_id, "seq": self._seq, "ts": round(time.time(), 6), **fields}
             line = redact(json.dumps(record, default=_jsonable, ensure_ascii=False), self._secrets)
-            self._file.write(line + "\n")
-            self._file.flush()
+            try:
+                self._file.write(line + "\n")
+                self._file.flush()
+            except OSError as exc:
+                self._give_up(exc)
+
+    def _give_up(self, exc: OSError) -> None:
+        """Stop writing (a full disk, a vanished mount): the run goes on and its result still prints."""
+        file, self._file = self._file, None
+        with contextlib.suppress(OSError):
+            if file is not None:
+                file.close()
+        warnings.warn(f"The trace at {self.path} could not be written ({exc.strerror or exc}); it stops at event "
+                      f"{self._seq - 1}, and the run goes on without it.", TraceWarning, stacklevel=4)
 
     def close(self) -> None:
         with self._lock:
             if self._file is not None:
-                self._file.close()
-                self._file = None
+                file, self._file = self._file, None
+                try:
+                    file.close()  # flushes what is buffered: it may fail like a write
+                except OSError as exc:
+                    warnings.warn(f"The trace at {self.path} could not be completed ({exc.strerror or exc}).",
+                                  TraceWarning, stacklevel=3)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -553,3 +554,13 @@ def test_task_help_says_it_takes_a_function_name(capsys: pytest.CaptureFixture[s
     assert exited.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
     assert "--task FUNCTION" in text and "the name of a task function" in text and "./tasks/*.py" in text
+
+
+def test_a_trace_on_a_full_disk_is_a_warning_and_the_result_still_prints(llm: LoopbackServer, cli: Cli,
+                                                                         small_disk: Any) -> None:
+    disk = small_disk(4)
+    ran = cli(LOG, "--task", "find_errors_in_log", "--trace", str(disk / "t.jsonl"), "--report",
+              str(disk / "r.html"))
+    assert ran.code == 0 and ran.result["status"] == "completed"
+    assert ran.result["budget_summary"]["total_calls"] == 4
+    assert "could not be written" in ran.stderr and "internal error" not in ran.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import subprocess
@@ -340,3 +341,56 @@ def test_corrupt_cache_warning_is_one_line_in_the_cli(llm: LoopbackServer, cli: 
     ran = cli(str(ROOT / "examples" / "server.log"), "--task", "find_errors_in_log", RLM_CACHE_DIR=str(tmp_path))
     assert ran.code == 0
     assert ran.stderr.count("\n") == 1 and ran.stderr.startswith("run.py: warning: The response cache")
+
+
+# -- a cache on a disk that fills up or turns read-only ------------------------------------------------
+
+def remount(where: Path, options: str) -> None:
+    subprocess.run(["mount", "-o", f"remount,{options}", str(where)], check=True, capture_output=True)
+
+
+def test_a_full_disk_stops_storing_but_never_sets_the_cache_aside(llm: LoopbackServer, small_disk: Any) -> None:
+    disk = small_disk(1024)
+    run_task(three_questions, "x", cached(disk))
+    with contextlib.suppress(OSError), open(disk / "filler", "wb") as fill:
+        while True:
+            fill.write(b"\0" * 65536)
+            fill.flush()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = run_task(lambda c: [*three_questions(c), *[semantic_subcall(f"new {i}", "c") for i in range(30)]],
+                          "x", cached(disk))
+    assert result["status"] == "completed" and result["budget_summary"]["cache"]["hits"] == 3
+    assert any("cannot be written" in str(w.message) for w in caught)
+    assert not list(disk.glob("*.corrupt-*")) and all("moved to" not in str(w.message) for w in caught)
+    (disk / "filler").unlink()  # space is back: what was stored before is still there
+    replay = run_task(three_questions, "x", cached(disk))
+    assert replay["budget_summary"]["cache"]["hits"] == 3
+
+
+def test_a_read_only_cache_still_replays(llm: LoopbackServer, small_disk: Any) -> None:
+    disk = small_disk(1024)
+    cold = run_task(three_questions, "x", cached(disk))
+    remount(disk, "ro")
+    asked = len(llm.chat_requests)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warm = run_task(lambda c: [*three_questions(c), semantic_subcall("new", "c")], "x", cached(disk))
+    assert warm["status"] == "completed" and warm["result"][:3] == cold["result"]
+    assert warm["budget_summary"]["cache"]["hits"] == 3 and len(llm.chat_requests) == asked + 1
+    assert any("cannot be written" in str(w.message) for w in caught)
+    assert not list(disk.glob("*.corrupt-*"))
+
+
+def test_a_bad_cache_row_is_skipped(llm: LoopbackServer, tmp_path: Path) -> None:
+    import sqlite3
+
+    cold = run_task(three_questions, "x", cached(tmp_path))
+    with sqlite3.connect(tmp_path / "cache.sqlite3") as db:
+        keys = [k for (k,) in db.execute("SELECT key FROM responses")]
+        db.execute("UPDATE responses SET cost_usd = 'not a number' WHERE key = ?", (keys[0],))
+        db.execute("UPDATE responses SET cost_usd = 'NaN' WHERE key = ?", (keys[1],))
+    warm = run_task(three_questions, "x", cached(tmp_path))
+    assert warm["status"] == "completed" and warm["result"] == cold["result"]
+    assert warm["budget_summary"]["cache"]["hits"] == 1  # the two bad rows were asked afresh
+    json.dumps(warm, allow_nan=False)  # no NaN reached the result
