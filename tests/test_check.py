@@ -20,7 +20,7 @@ from rlm.check import (
     main,
 )
 from rlm.errors import RLMError
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 CORPUS = ROOT / "tests" / "check_corpus"
 EXPECT = re.compile(r"#\s*expect:\s*([\w\s,]+?)\s*$")

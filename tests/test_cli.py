@@ -14,13 +14,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from rlm.cli import main
 from rlm.loopback import LoopbackServer, Reply
-from tests.conftest import ROOT, TEST_KEY, Cli, child_env
+from tests.support import ROOT, Cli
 
 RUN = str(ROOT / "run.py")
 LOG = str(ROOT / "examples" / "server.log")
@@ -280,10 +281,10 @@ def test_flags_beat_env_which_beats_dotenv(llm: LoopbackServer, cli: Cli, tmp_pa
 
 
 def test_dotenv_supplies_the_api(llm: LoopbackServer, cli: Cli, tmp_path: Path,
-                                 monkeypatch: pytest.MonkeyPatch) -> None:
+                                 monkeypatch: pytest.MonkeyPatch, api_key: str) -> None:
     monkeypatch.delenv("OPENAI_BASE_URL")
     monkeypatch.delenv("OPENAI_API_KEY")
-    (tmp_path / ".env").write_text(f"OPENAI_BASE_URL={llm.base_url}\nOPENAI_API_KEY={TEST_KEY}\n")
+    (tmp_path / ".env").write_text(f"OPENAI_BASE_URL={llm.base_url}\nOPENAI_API_KEY={api_key}\n")
     ran = cli(LOG, "--task", "find_errors_in_log", cwd=tmp_path)
     assert ran.code == 0, ran.stderr
     assert len(llm.chat_requests) == 4
@@ -304,17 +305,17 @@ def test_paths_in_dotenv_expand_home_and_variables(llm: LoopbackServer, cli: Cli
     assert (tmp_path / "elsewhere" / "cache" / "responses.sqlite3").exists()
 
 
-def test_trace_parses_and_never_contains_the_key(llm: LoopbackServer, cli: Cli, tmp_path: Path) -> None:
+def test_trace_parses_and_never_contains_the_key(llm: LoopbackServer, cli: Cli, tmp_path: Path, api_key: str) -> None:
     trace = tmp_path / "run.jsonl"
     assert cli(LOG, "--task", "find_errors_in_log", "--trace", str(trace)).code == 0
     text = trace.read_text()
-    assert TEST_KEY not in text
+    assert api_key not in text
     events = [json.loads(line) for line in text.splitlines()]
     assert events[0]["event"] == "run_start" and events[-1]["event"] == "run_end"
     assert sum(e["event"] == "subcall" for e in events) == 4
 
 
-def test_a_closed_pipe_ends_the_run_quietly() -> None:
+def test_a_closed_pipe_ends_the_run_quietly(child_env: Callable[..., dict[str, str]]) -> None:
     read, write = os.pipe()
     os.close(read)
     proc = subprocess.run([sys.executable, RUN, LOG, "--task", "find_errors_in_log", "--dry-run"], cwd=ROOT,
@@ -323,7 +324,8 @@ def test_a_closed_pipe_ends_the_run_quietly() -> None:
     assert proc.stderr == "" and proc.returncode == 0  # the run completed; the reader just stopped reading
 
 
-def test_killed_run_leaves_a_valid_trace_and_no_orphan(llm: LoopbackServer, tmp_path: Path) -> None:
+def test_killed_run_leaves_a_valid_trace_and_no_orphan(llm: LoopbackServer, tmp_path: Path,
+                                                        child_env: Callable[..., dict[str, str]]) -> None:
     llm.latency = 0.3
     trace = tmp_path / "killed.jsonl"
     proc = subprocess.Popen([sys.executable, RUN, LOG, "--task", "find_errors_in_log", "--trace", str(trace),
