@@ -134,6 +134,32 @@ def test_tasks_of_the_current_directory_are_found_by_name(llm: LoopbackServer, c
     assert "find_errors_in_log()" in listing
 
 
+def test_the_example_tasks_are_built_in_from_any_directory_and_listed_once_in_the_project(
+        llm: LoopbackServer, cli: Cli, tmp_path: Path, child_env: Callable[..., dict[str, str]]) -> None:
+    ran = cli(LOG, "--task", "find_errors_in_log", "--dry-run", cwd=tmp_path)
+    assert ran.code == 0 and ran.result["result"]["count"] == 4
+    in_project = cli("--list-tasks").stdout  # the project's tasks/example_task.py is the built-in file itself
+    assert in_project.count("find_errors_in_log()") == 1 and "[tasks/example_task.py]" not in in_project
+    env = child_env()
+    env.pop("PYTHONPATH", None)  # a clone run in place, from elsewhere: python path/to/run.py
+    proc = subprocess.run([sys.executable, RUN, LOG, "--task", "analyze_document", "--dry-run", "--compact"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["result"]["analysis"]["title"]
+
+
+def test_a_task_of_the_current_directory_wins_over_a_built_in_one_of_the_same_name(
+        llm: LoopbackServer, cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "triage.py").write_text(
+        "from rlm.tasks import builtin_task\n\n"
+        "def find_errors_in_log(context):\n"
+        "    '''Mine: the built-in's count, doubled.'''\n"
+        "    return 2 * builtin_task('find_errors_in_log')(context)['count']\n")
+    assert cli(LOG, "--task", "find_errors_in_log", "--dry-run", cwd=tmp_path).result["result"] == 8
+    assert "find_errors_in_log()  [tasks/triage.py]\n    Mine" in cli("--list-tasks", cwd=tmp_path).stdout
+
+
 def test_params_are_json_when_they_parse_and_must_fit_the_signature(llm: LoopbackServer, cli: Cli,
                                                                      tmp_path: Path) -> None:
     task = tmp_path / "echo.py"
@@ -376,7 +402,7 @@ BAD_TASK = "def leak(context):\n    return len(context[0:100])\n"
 def test_check_flag_and_subcommand_exit_by_findings(cli: Cli, tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text(BAD_TASK)
-    builtin = str(ROOT / "rlm" / "tasks" / "example_task.py")
+    builtin = str(ROOT / "tasks" / "example_task.py")
     assert cli("--check", builtin).code == 0
     ran = cli("--check", f"{bad}:leak")
     assert ran.code == 1 and "rule2" in ran.stdout
@@ -454,7 +480,7 @@ def test_resume_refuses_a_changed_task_or_input_and_a_rerun_warns(llm: LoopbackS
     log = tmp_path / "app.log"
     log.write_text((ROOT / "examples" / "server.log").read_text())
     task = tmp_path / "mine.py"
-    task.write_text("from rlm.tasks.example_task import find_errors_in_log as _base\n\n"
+    task.write_text("from rlm.tasks import builtin_task\n\n_base = builtin_task('find_errors_in_log')\n\n"
                     "def triage(context):\n    return _base(context)\n")
     trace = tmp_path / "t.jsonl"
     assert cli(str(log), "--task", f"{task}:triage", "--cost", "0.002", "--workers", "1", "--trace",
