@@ -14,12 +14,13 @@ Tasks are found, in this order:
    ``count_by_label``, ``find_pairs``) and the examples ``analyze_document`` and
    ``find_errors_in_log``.
 
-The examples are one file, the project's template ``tasks/example_task.py``. The
-wheel ships that folder as ``rlm._examples`` (pyproject.toml maps it; an editable
-install maps the name to the clone's folder); a clone run in place (``python
-run.py``, no install) has it beside ``rlm/`` and it is given the same name here.
-Either way it is a module of this package, never the ``tasks`` of the current
-directory: in a clone's own folder that file is skipped there, not imported twice.
+The examples are one file, the project's template ``tasks/example_task.py``: the
+wheel ships that folder as ``rlm._examples`` (pyproject.toml maps it, and an
+editable install maps the name to the clone's folder); a clone run in place
+(``python run.py``, nothing installed) has the folder beside ``rlm/``, and it is
+given the same name here. So the examples are always ``rlm._examples.example_task``,
+never a module of the current directory's ``tasks`` package; run from the clone's
+own folder, discovery skips that file in ``./tasks`` rather than import it twice.
 """
 
 from __future__ import annotations
@@ -119,7 +120,10 @@ def _local_package(folder: Path) -> types.ModuleType | None:
 def _examples() -> types.ModuleType:
     """``rlm._examples.example_task``: installed with the package, else the clone's ``tasks/`` beside ``rlm/``."""
     if EXAMPLES not in sys.modules and importlib.util.find_spec(EXAMPLES) is None:
-        folder = Path(__file__).resolve().parents[2] / "tasks"
+        root = Path(__file__).resolve().parents[2]
+        if not (root / "pyproject.toml").is_file():  # not a clone: an install without rlm/_examples
+            raise TaskError(f"The example tasks are missing from the rlm installed at {root}: reinstall it.")
+        folder = root / "tasks"
         # Only the folder is needed, not its __init__.py: a user's broken one must not hide the examples.
         package = types.ModuleType(EXAMPLES, "The example tasks of a clone run in place.")
         package.__path__ = [str(folder)]
