@@ -98,41 +98,42 @@ class _Kind:
     examples: list[Match] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(frozen=True)
 class _LogScan:
-    kinds: dict[str, _Kind] = field(default_factory=dict)
-    problem_lines: int = 0
-    events: int = 0
-    other: int = 0
+    kinds: dict[str, _Kind]
+    problem_lines: int
+    events: int
+    other: int  # events past MAX_SIGNATURES kinds, counted but not grouped
 
 
 def _scan_log(context: Context) -> _LogScan:
     """Every problem line of the log, read once: events grouped by signature and counted."""
-    scan = _LogScan()
+    kinds: dict[str, _Kind] = {}
     # Lines that differ only in their digits have one signature (every digit is masked): a bounded cache.
     cache: dict[str, str] = {}
+    problem_lines = events = other = 0  # locals, not the scan's fields: this loop runs once per problem line
     for m, starts_event in _problem_lines(context):
-        scan.problem_lines += 1
+        problem_lines += 1
         if not starts_event:
             continue
-        scan.events += 1
+        events += 1
         key = str(m.text).encode("utf-8", "surrogatepass").translate(_DIGITS_TO_ZERO).decode("utf-8", "replace")
         signature = cache.get(key)
         if signature is None:
             if len(cache) > 50_000:
                 cache.clear()
             signature = cache[key] = _signature(key)
-        kind = scan.kinds.get(signature)
+        kind = kinds.get(signature)
         if kind is None:
-            if len(scan.kinds) >= MAX_SIGNATURES:
-                scan.other += 1
+            if len(kinds) >= MAX_SIGNATURES:
+                other += 1
                 continue
-            kind = scan.kinds[signature] = _Kind(signature, m, m)
+            kind = kinds[signature] = _Kind(signature, m, m)
         kind.count += 1
         kind.last = m
         if len(kind.examples) < MAX_EXAMPLES:
             kind.examples.append(m)
-    return scan
+    return _LogScan(kinds, problem_lines, events, other)
 
 
 def _problem_lines(context: Context) -> Iterator[tuple[Match, bool]]:
