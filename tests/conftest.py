@@ -15,8 +15,6 @@ from rlm.cli import main
 from rlm.loopback import LoopbackServer
 from tests.support import ROOT, Cli, Ran
 
-TEST_KEY = "sk-test-SECRETKEY-0123456789abcdef"
-
 # Property tests draw the same examples on every run and keep no example database: a failure in CI reproduces
 # on a laptop. HYPOTHESIS_PROFILE=explore searches afresh, and further.
 settings.register_profile("deterministic", derandomize=True, database=None)
@@ -27,7 +25,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 @pytest.fixture
 def api_key() -> str:
     """The API key the ``llm`` fixture sets: a test asserts it never reaches a trace, an error or the output."""
-    return TEST_KEY
+    return "sk-test-SECRETKEY-0123456789abcdef"
 
 
 @pytest.fixture
@@ -55,11 +53,11 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPath
 
 
 @pytest.fixture
-def llm(monkeypatch: pytest.MonkeyPatch) -> Iterator[LoopbackServer]:
+def llm(monkeypatch: pytest.MonkeyPatch, api_key: str) -> Iterator[LoopbackServer]:
     """A loopback model server, with OPENAI_BASE_URL and OPENAI_API_KEY pointing at it."""
     with LoopbackServer() as server:
         monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
-        monkeypatch.setenv("OPENAI_API_KEY", TEST_KEY)
+        monkeypatch.setenv("OPENAI_API_KEY", api_key)
         yield server
 
 

@@ -54,7 +54,8 @@ def test_a_signal_ends_the_run_within_a_second_with_the_partial_result(
     llm.responder = lambda body: '{"severity": "error", "summary": "It broke."}'
     llm.latency = 2.0
     trace = tmp_path / "t.jsonl"
-    proc = start(child_env(), [RUN, LOG, "--task", "find_errors_in_log", "--trace", str(trace), "--no-cache"], group=group)
+    proc = start(child_env(), [RUN, LOG, "--task", "find_errors_in_log", "--trace", str(trace), "--no-cache"],
+                 group=group)
     wait_for_calls(llm, 4)  # four calls in flight, each for 2 s
     time.sleep(0.3)
     sent = time.monotonic()
