@@ -28,7 +28,9 @@ from context_search import generate, parse_size, synthetic_log
 from rlm.guards import GuardConfig
 from rlm.loopback import LoopbackServer
 from rlm.runtime import run_task
-from rlm.tasks.example_task import analyze_document, find_errors_in_log
+from rlm.tasks import builtin_task
+
+analyze_document, find_errors_in_log = builtin_task("analyze_document"), builtin_task("find_errors_in_log")
 
 GREP_PATTERN = r"\b(error|exception|fatal|critical|traceback|panic)\b"  # the log task's problem lines
 TARGET_RATIO = 2.0

@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import io
-import json
 import os
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import settings
 
 from rlm.cli import main
 from rlm.loopback import LoopbackServer
-
-ROOT = Path(__file__).resolve().parent.parent
-TEST_KEY = "sk-test-SECRETKEY-0123456789abcdef"
+from tests.support import ROOT, Cli, Ran
 
 # Property tests draw the same examples on every run and keep no example database: a failure in CI reproduces
 # on a laptop. HYPOTHESIS_PROFILE=explore searches afresh, and further.
@@ -27,12 +22,25 @@ settings.register_profile("explore", max_examples=1000)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 
-def child_env(**extra: str) -> dict[str, str]:
-    """This environment for a child run.py, with the price and the token bound set: the child neither loads
-    genai-prices' table nor tries to download tiktoken's files (0.5 s or more of CPU each), and it counts
-    tokens alike on every machine."""
-    return {**os.environ, "RLM_PRICE_INPUT": "0.15", "RLM_PRICE_OUTPUT": "0.6", "RLM_TOKEN_COUNTING": "bytes",
-            **extra}
+@pytest.fixture
+def api_key() -> str:
+    """The API key the ``llm`` fixture sets: a test asserts it never reaches a trace, an error or the output."""
+    return "sk-test-SECRETKEY-0123456789abcdef"
+
+
+@pytest.fixture
+def child_env() -> Callable[..., dict[str, str]]:
+    """``child_env(**extra)``: this environment for a child run.py, with the price and the token bound set.
+
+    The child neither loads genai-prices' table nor tries to download tiktoken's files (0.5 s or more of CPU
+    each), and it counts tokens alike on every machine. Call it after the ``llm`` fixture has set the API.
+    """
+
+    def env(**extra: str) -> dict[str, str]:
+        return {**os.environ, "RLM_PRICE_INPUT": "0.15", "RLM_PRICE_OUTPUT": "0.6", "RLM_TOKEN_COUNTING": "bytes",
+                **extra}
+
+    return env
 
 
 @pytest.fixture(autouse=True)
@@ -45,11 +53,11 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPath
 
 
 @pytest.fixture
-def llm(monkeypatch: pytest.MonkeyPatch) -> Iterator[LoopbackServer]:
+def llm(monkeypatch: pytest.MonkeyPatch, api_key: str) -> Iterator[LoopbackServer]:
     """A loopback model server, with OPENAI_BASE_URL and OPENAI_API_KEY pointing at it."""
     with LoopbackServer() as server:
         monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
-        monkeypatch.setenv("OPENAI_API_KEY", TEST_KEY)
+        monkeypatch.setenv("OPENAI_API_KEY", api_key)
         yield server
 
 
@@ -83,20 +91,6 @@ def stuck_task(tmp_path: Path) -> str:
         "    re.match(r'(a+)+$', 'a' * 64 + 'b')  # catastrophic backtracking in C: no thread can interrupt it\n"
         "    return seen\n")
     return f"{path}:stuck"
-
-
-@dataclass
-class Ran:
-    code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def result(self) -> dict[str, Any]:
-        return json.loads(self.stdout)  # type: ignore[no-any-return]
-
-
-Cli = Callable[..., Ran]
 
 
 @pytest.fixture

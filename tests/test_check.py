@@ -21,7 +21,7 @@ from rlm.check import (
     main,
 )
 from rlm.errors import RLMError
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 CORPUS = ROOT / "tests" / "check_corpus"
 EXPECT = re.compile(r"#\s*expect:\s*([\w\s,]+?)\s*$")
@@ -111,9 +111,9 @@ def test_precision_and_recall_per_rule() -> None:
 # -- what must stay clean ------------------------------------------------------------------
 
 def test_the_example_tasks_are_clean() -> None:
-    assert check_path(str(ROOT / "rlm" / "tasks" / "example_task.py")) == []
+    assert check_path(str(ROOT / "tasks" / "example_task.py")) == []
     for name in ("analyze_document", "find_errors_in_log"):
-        assert check_path(f"{ROOT / 'rlm' / 'tasks' / 'example_task.py'}:{name}") == []
+        assert check_path(f"{ROOT / 'tasks' / 'example_task.py'}:{name}") == []
 
 
 def test_the_claude_md_task_template_is_clean() -> None:
@@ -261,9 +261,9 @@ def test_main_json_lists_the_findings(capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_main_selects_a_function(capsys: pytest.CaptureFixture[str]) -> None:
-    spec = f"{ROOT / 'rlm' / 'tasks' / 'example_task.py'}:find_errors_in_log"
+    spec = f"{ROOT / 'tasks' / 'example_task.py'}:find_errors_in_log"
     assert main([spec]) == 0
-    assert main([f"{ROOT / 'rlm' / 'tasks' / 'example_task.py'}:no_such_task"]) == 2
+    assert main([f"{ROOT / 'tasks' / 'example_task.py'}:no_such_task"]) == 2
     assert "no module-level function 'no_such_task'" in capsys.readouterr().err
 
 

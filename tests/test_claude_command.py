@@ -16,7 +16,7 @@ from rlm.check import check_source
 from rlm.cli import UsageError, _parser
 from rlm.guards import GuardConfig
 from rlm.runtime import run_task
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 COMMAND = ROOT / ".claude" / "commands" / "rlm-task.md"
 POLICY = ROOT / "claude.md"

@@ -10,7 +10,7 @@ import pytest
 
 from rlm.cli import main
 from rlm.loopback import LoopbackServer
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 POLICY = (ROOT / "claude.md").read_text(encoding="utf-8")
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import pytest
 
 from rlm.cli import main
 from rlm.loopback import LoopbackServer, Reply
-from tests.conftest import ROOT, TEST_KEY, Cli, child_env
+from tests.support import ROOT, Cli
 
 RUN = str(ROOT / "run.py")
 LOG = str(ROOT / "examples" / "server.log")
@@ -132,6 +133,32 @@ def test_tasks_of_the_current_directory_are_found_by_name(llm: LoopbackServer, c
     listing = cli("--list-tasks", cwd=tmp_path).stdout
     assert "count_word(word: str = 'ERROR', limit: int = 50)  [tasks/mine.py]\n    Count a word." in listing
     assert "find_errors_in_log()" in listing
+
+
+def test_the_example_tasks_are_built_in_from_any_directory_and_listed_once_in_the_project(
+        llm: LoopbackServer, cli: Cli, tmp_path: Path, child_env: Callable[..., dict[str, str]]) -> None:
+    ran = cli(LOG, "--task", "find_errors_in_log", "--dry-run", cwd=tmp_path)
+    assert ran.code == 0 and ran.result["result"]["count"] == 4
+    in_project = cli("--list-tasks").stdout  # the project's tasks/example_task.py is the built-in file itself
+    assert in_project.count("find_errors_in_log()") == 1 and "[tasks/example_task.py]" not in in_project
+    env = child_env()
+    env.pop("PYTHONPATH", None)  # a clone run in place, from elsewhere: python path/to/run.py
+    proc = subprocess.run([sys.executable, RUN, LOG, "--task", "analyze_document", "--dry-run", "--compact"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["result"]["analysis"]["title"]
+
+
+def test_a_task_of_the_current_directory_wins_over_a_built_in_one_of_the_same_name(
+        llm: LoopbackServer, cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "triage.py").write_text(
+        "from rlm.tasks import builtin_task\n\n"
+        "def find_errors_in_log(context):\n"
+        "    '''Mine: the built-in's count, doubled.'''\n"
+        "    return 2 * builtin_task('find_errors_in_log')(context)['count']\n")
+    assert cli(LOG, "--task", "find_errors_in_log", "--dry-run", cwd=tmp_path).result["result"] == 8
+    assert "find_errors_in_log()  [tasks/triage.py]\n    Mine" in cli("--list-tasks", cwd=tmp_path).stdout
 
 
 def test_params_are_json_when_they_parse_and_must_fit_the_signature(llm: LoopbackServer, cli: Cli,
@@ -292,10 +319,10 @@ def test_flags_beat_env_which_beats_dotenv(llm: LoopbackServer, cli: Cli, tmp_pa
 
 
 def test_dotenv_supplies_the_api(llm: LoopbackServer, cli: Cli, tmp_path: Path,
-                                 monkeypatch: pytest.MonkeyPatch) -> None:
+                                 monkeypatch: pytest.MonkeyPatch, api_key: str) -> None:
     monkeypatch.delenv("OPENAI_BASE_URL")
     monkeypatch.delenv("OPENAI_API_KEY")
-    (tmp_path / ".env").write_text(f"OPENAI_BASE_URL={llm.base_url}\nOPENAI_API_KEY={TEST_KEY}\n")
+    (tmp_path / ".env").write_text(f"OPENAI_BASE_URL={llm.base_url}\nOPENAI_API_KEY={api_key}\n")
     ran = cli(LOG, "--task", "find_errors_in_log", cwd=tmp_path)
     assert ran.code == 0, ran.stderr
     assert len(llm.chat_requests) == 4
@@ -316,17 +343,17 @@ def test_paths_in_dotenv_expand_home_and_variables(llm: LoopbackServer, cli: Cli
     assert (tmp_path / "elsewhere" / "cache" / "responses.sqlite3").exists()
 
 
-def test_trace_parses_and_never_contains_the_key(llm: LoopbackServer, cli: Cli, tmp_path: Path) -> None:
+def test_trace_parses_and_never_contains_the_key(llm: LoopbackServer, cli: Cli, tmp_path: Path, api_key: str) -> None:
     trace = tmp_path / "run.jsonl"
     assert cli(LOG, "--task", "find_errors_in_log", "--trace", str(trace)).code == 0
     text = trace.read_text()
-    assert TEST_KEY not in text
+    assert api_key not in text
     events = [json.loads(line) for line in text.splitlines()]
     assert events[0]["event"] == "run_start" and events[-1]["event"] == "run_end"
     assert sum(e["event"] == "subcall" for e in events) == 4
 
 
-def test_a_closed_pipe_ends_the_run_quietly() -> None:
+def test_a_closed_pipe_ends_the_run_quietly(child_env: Callable[..., dict[str, str]]) -> None:
     read, write = os.pipe()
     os.close(read)
     proc = subprocess.run([sys.executable, RUN, LOG, "--task", "find_errors_in_log", "--dry-run"], cwd=ROOT,
@@ -335,7 +362,8 @@ def test_a_closed_pipe_ends_the_run_quietly() -> None:
     assert proc.stderr == "" and proc.returncode == 0  # the run completed; the reader just stopped reading
 
 
-def test_killed_run_leaves_a_valid_trace_and_no_orphan(llm: LoopbackServer, tmp_path: Path) -> None:
+def test_killed_run_leaves_a_valid_trace_and_no_orphan(llm: LoopbackServer, tmp_path: Path,
+                                                        child_env: Callable[..., dict[str, str]]) -> None:
     llm.latency = 0.3
     trace = tmp_path / "killed.jsonl"
     proc = subprocess.Popen([sys.executable, RUN, LOG, "--task", "find_errors_in_log", "--trace", str(trace),
@@ -386,7 +414,7 @@ BAD_TASK = "def leak(context):\n    return len(context[0:100])\n"
 def test_check_flag_and_subcommand_exit_by_findings(cli: Cli, tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text(BAD_TASK)
-    builtin = str(ROOT / "rlm" / "tasks" / "example_task.py")
+    builtin = str(ROOT / "tasks" / "example_task.py")
     assert cli("--check", builtin).code == 0
     ran = cli("--check", f"{bad}:leak")
     assert ran.code == 1 and "rule2" in ran.stdout
@@ -464,7 +492,7 @@ def test_resume_refuses_a_changed_task_or_input_and_a_rerun_warns(llm: LoopbackS
     log = tmp_path / "app.log"
     log.write_text((ROOT / "examples" / "server.log").read_text())
     task = tmp_path / "mine.py"
-    task.write_text("from rlm.tasks.example_task import find_errors_in_log as _base\n\n"
+    task.write_text("from rlm.tasks import builtin_task\n\n_base = builtin_task('find_errors_in_log')\n\n"
                     "def triage(context):\n    return _base(context)\n")
     trace = tmp_path / "t.jsonl"
     assert cli(str(log), "--task", f"{task}:triage", "--cost", "0.002", "--workers", "1", "--trace",

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from rlm.loopback import LoopbackServer
-from tests.conftest import ROOT
+from tests.support import ROOT
 from tests.test_readme import blocks, run_blocks, shell_commands
 
 PAGES = sorted((ROOT / "docs").glob("*.md"))

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import random
 import re
@@ -13,8 +14,40 @@ import pytest
 
 from rlm import GuardConfig, run_task
 from rlm.context_access import context_slice, open_context
+from rlm.errors import TaskError
 from rlm.loopback import LoopbackServer
-from rlm.tasks.example_task import analyze_document, find_errors_in_log
+from rlm.tasks import builtin_task
+from tests.support import ROOT
+
+analyze_document, find_errors_in_log = builtin_task("analyze_document"), builtin_task("find_errors_in_log")
+
+
+# -- the template -----------------------------------------------------------------------
+
+def test_the_example_tasks_are_one_file_the_template_at_the_top_of_the_project() -> None:
+    template = ROOT / "tasks" / "example_task.py"
+    for task in (analyze_document, find_errors_in_log):
+        assert Path(inspect.getsourcefile(task) or "").resolve() == template
+    assert not list((ROOT / "rlm").rglob("example_task.py"))  # no second copy inside the package
+
+
+@pytest.mark.parametrize("name", ["analyze_document", "find_errors_in_log"])
+def test_each_example_task_is_short_and_shows_its_three_phases_in_order(name: str) -> None:
+    source = inspect.getsource(builtin_task(name))
+    phases = ["# ===== PHASE 1: Programmatic Narrowing =====", "# ===== PHASE 2: Semantic Interpretation =====",
+              "# ===== AGGREGATION ====="]
+    assert all(phase in source for phase in phases), source
+    assert [source.index(p) for p in phases] == sorted(source.index(p) for p in phases)
+    assert len(source.splitlines()) <= 45  # the helpers sit beside it, below
+
+
+def test_an_unknown_built_in_task_is_refused_naming_the_built_ins() -> None:
+    with pytest.raises(TaskError, match="No built-in task 'nope'. The built-in tasks: analyze_document, "
+                                        "count_by_label, find_answer, find_errors_in_log, find_pairs."):
+        builtin_task("nope")
+
+
+# -- logs -------------------------------------------------------------------------------
 
 # Each family: how its lines look (with what varies), how severe it is, and how often it occurs.
 FAMILIES = {

@@ -10,6 +10,7 @@ import math
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from rlm._attempt import AttemptReport, Usage
 from rlm._retry import MAX_RETRY_AFTER, parse_retry_after, retry_delay, should_retry
 from rlm.guards import Run, current_run
 from rlm.loopback import Fault, LoopbackServer, Reply
-from tests.conftest import ROOT, child_env
+from tests.support import ROOT
 
 PRICED = dict(price_input_per_mtok=0, price_output_per_mtok=1.0)  # $1e-6 per output token, prompts free
 
@@ -265,8 +266,8 @@ def test_an_alternation_finds_its_first_hit_before_scanning_for_an_absent_litera
 
 # -- 5. a hard stop for code that cannot be interrupted -------------------------------------------
 
-def test_run_py_ends_a_task_stuck_in_c_by_the_limit_plus_two_seconds(llm: LoopbackServer, tmp_path: Path,
-                                                                    stuck_task: str) -> None:
+def test_run_py_ends_a_task_stuck_in_c_by_the_limit_plus_two_seconds(
+        llm: LoopbackServer, tmp_path: Path, stuck_task: str, child_env: Callable[..., dict[str, str]]) -> None:
     trace = tmp_path / "t.jsonl"
     started = time.monotonic()
     proc = subprocess.run([sys.executable, str(ROOT / "run.py"), str(ROOT / "examples" / "server.log"), "--task",

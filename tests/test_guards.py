@@ -25,7 +25,6 @@ from rlm import (
 from rlm.errors import GuardError, RLMError
 from rlm.guards import Ledger, current_run
 from rlm.loopback import Fault, LoopbackServer, Reply
-from tests.conftest import TEST_KEY
 
 FREE = dict(price_input_per_mtok=0, price_output_per_mtok=0)
 
@@ -326,12 +325,12 @@ def test_persistent_failure_gives_up_with_a_clear_error(llm: LoopbackServer) -> 
     assert "failed 3 times in a row" in result["error"] and "HTTP 500" in result["error"]
 
 
-def test_401_is_not_retried_and_never_shows_the_key(llm: LoopbackServer) -> None:
+def test_401_is_not_retried_and_never_shows_the_key(llm: LoopbackServer, api_key: str) -> None:
     llm.script(Fault.unauthorized())
     result = run_task(one_call, "text", GuardConfig())
     assert result["status"] == "error" and "OPENAI_API_KEY" in result["error"]
     assert len(llm.chat_requests) == 1
-    assert TEST_KEY not in str(result)
+    assert api_key not in str(result)
 
 
 def test_unknown_model_at_the_server_says_what_to_check(llm: LoopbackServer) -> None:

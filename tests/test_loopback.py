@@ -13,7 +13,7 @@ import openai
 import pytest
 
 from rlm.loopback import Fault, LoopbackServer, Reply
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from rlm import (
 )
 from rlm.cache import CacheWarning, ResponseCache, clear_cache
 from rlm.loopback import LoopbackServer, Reply
-from tests.conftest import ROOT, Cli, child_env
+from tests.support import ROOT, Cli
 
 
 def echo_index(body: dict[str, Any]) -> Reply:
@@ -284,12 +284,6 @@ def test_clear_cache(llm: LoopbackServer, tmp_path: Path) -> None:
     assert len(llm.chat_requests) == 6
 
 
-def spawn(*args: str, cache_dir: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, str(ROOT / "run.py"), *args], cwd=ROOT,
-                            env=child_env(RLM_CACHE_DIR=str(cache_dir)), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-
-
 def test_cli_caches_by_default_and_replays_with_zero_requests(llm: LoopbackServer, tmp_path: Path,
                                                               capsys: pytest.CaptureFixture[str],
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
@@ -316,11 +310,14 @@ def test_cli_caches_by_default_and_replays_with_zero_requests(llm: LoopbackServe
 JUDGED = '{"severity": "error", "summary": "It broke."}'
 
 
-def test_two_processes_share_one_cache(llm: LoopbackServer, cli: Cli, tmp_path: Path) -> None:
+def test_two_processes_share_one_cache(llm: LoopbackServer, cli: Cli, tmp_path: Path,
+                                       child_env: Callable[..., dict[str, str]]) -> None:
     llm.latency = 0.3
     llm.default = JUDGED
     log = str(ROOT / "examples" / "server.log")
-    other = spawn(log, "--task", "find_errors_in_log", cache_dir=tmp_path)
+    other = subprocess.Popen([sys.executable, str(ROOT / "run.py"), log, "--task", "find_errors_in_log"], cwd=ROOT,
+                             env=child_env(RLM_CACHE_DIR=str(tmp_path)), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 30
     while not llm.chat_requests and time.monotonic() < deadline:
         time.sleep(0.01)

@@ -14,7 +14,7 @@ import pytest
 
 from rlm.guards import current_run
 from rlm.loopback import LoopbackServer
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 

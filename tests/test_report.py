@@ -34,6 +34,7 @@ from rlm.guards import GuardConfig
 from rlm.loopback import LoopbackServer
 from rlm.report import main, render_report
 from rlm.trace import TraceReader, TraceWriter, read_runs
+from rlm.tasks import builtin_task
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or (
     "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
@@ -382,7 +383,7 @@ def test_the_report_renders_in_headless_chromium_without_errors(llm: LoopbackSer
 
 
 def test_a_context_of_several_files_is_mapped_file_by_file(llm: LoopbackServer, tmp_path: Path) -> None:
-    from rlm.tasks.example_task import find_errors_in_log
+    find_errors_in_log = builtin_task("find_errors_in_log")
 
     folder = tmp_path / "logs"
     folder.mkdir()

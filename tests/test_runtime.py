@@ -23,7 +23,6 @@ from rlm import (
     semantic_subcall,
 )
 from rlm.loopback import Fault, LoopbackServer, Reply
-from tests.conftest import TEST_KEY
 
 
 def test_result_shape_and_completed_status(llm: LoopbackServer) -> None:
@@ -52,11 +51,12 @@ def test_exception_in_task_is_an_error_with_one_line_and_the_traceback_in_the_tr
     def broken(ctx: Any) -> Any:
         raise ValueError("bad\nthing")
 
+    line = broken.__code__.co_firstlineno + 1  # the raise
     result = run_task(broken, "x", GuardConfig(trace_path=str(trace)))
     assert result["status"] == "error"
-    assert result["error"] == "ValueError: bad thing (at tests/test_runtime.py:53 in broken)"
+    assert result["error"] == f"ValueError: bad thing (at tests/test_runtime.py:{line} in broken)"
     assert "traceback" not in result
-    assert "line 53, in broken" in run_task(broken, "x", include_traceback=True)["traceback"]
+    assert f"line {line}, in broken" in run_task(broken, "x", include_traceback=True)["traceback"]
     events = [json.loads(line) for line in trace.read_text().splitlines()]
     (err,) = [e for e in events if e["event"] == "error"]
     assert "Traceback" in err["traceback"] and "broken" in err["traceback"]
@@ -179,7 +179,7 @@ def test_dry_run_needs_no_api_and_reports_worst_case() -> None:
 
 # -- the audit trail --------------------------------------------------------------------
 
-def test_trace_records_every_step_and_no_secret(llm: LoopbackServer, tmp_path: Path) -> None:
+def test_trace_records_every_step_and_no_secret(llm: LoopbackServer, tmp_path: Path, api_key: str) -> None:
     trace = tmp_path / "trace.jsonl"
     llm.script(Reply("the disk", prompt_tokens=40, completion_tokens=3), Fault.rate_limit(retry_after_ms=10), "x")
 
@@ -190,7 +190,7 @@ def test_trace_records_every_step_and_no_secret(llm: LoopbackServer, tmp_path: P
 
     result = run_task(task, "ok\nERROR disk\n", GuardConfig(trace_path=str(trace), max_cost=0.4))
     text = trace.read_text()
-    assert TEST_KEY not in text
+    assert api_key not in text
     events = [json.loads(line) for line in text.splitlines()]
     kinds = [e["event"] for e in events]
     assert kinds[0] == "run_start" and kinds[-1] == "run_end"
@@ -213,12 +213,12 @@ def test_trace_records_guard_trips(llm: LoopbackServer, tmp_path: Path) -> None:
     assert trips and trips[0]["limit"] == "cost"
 
 
-def test_secrets_echoed_by_the_server_are_scrubbed(llm: LoopbackServer, tmp_path: Path) -> None:
+def test_secrets_echoed_by_the_server_are_scrubbed(llm: LoopbackServer, tmp_path: Path, api_key: str) -> None:
     trace = tmp_path / "trace.jsonl"
-    llm.script(f"your key is {TEST_KEY}", Fault("status", status=400, message=f"bad key {TEST_KEY}"))
+    llm.script(f"your key is {api_key}", Fault("status", status=400, message=f"bad key {api_key}"))
     ok = run_task(lambda c: semantic_subcall("x", "y"), "x", GuardConfig(trace_path=str(trace)))
     bad = run_task(lambda c: semantic_subcall("x", "y"), "x", GuardConfig())
-    assert TEST_KEY not in trace.read_text() and TEST_KEY not in str(bad)
+    assert api_key not in trace.read_text() and api_key not in str(bad)
     assert "***" in trace.read_text() and bad["status"] == "error"
     assert ok["status"] == "completed"
 

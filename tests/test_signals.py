@@ -10,20 +10,22 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from rlm.loopback import LoopbackServer
-from tests.conftest import ROOT, child_env
+from tests.support import ROOT
 
 RUN = str(ROOT / "run.py")
 LOG = str(ROOT / "examples" / "server.log")
 
 
-def start(args: list[str], *, group: bool = False) -> subprocess.Popen[str]:
-    env = child_env(PYTHONPATH=str(ROOT))
+def start(env: dict[str, str], args: list[str], *, group: bool = False) -> subprocess.Popen[str]:
+    """A child Python on ``args`` from the project root (importing this rlm), in its own session if ``group``."""
+    env = {**env, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=group)
 
@@ -47,11 +49,13 @@ def finish(proc: subprocess.Popen[str]) -> tuple[int, dict[str, Any], str, float
     (signal.SIGTERM, 143, "SIGTERM", False),  # a scheduler, a container stop, `timeout`
 ])
 def test_a_signal_ends_the_run_within_a_second_with_the_partial_result(
-        llm: LoopbackServer, tmp_path: Path, signum: int, code: int, name: str, group: bool) -> None:
+        llm: LoopbackServer, tmp_path: Path, signum: int, code: int, name: str, group: bool,
+        child_env: Callable[..., dict[str, str]]) -> None:
     llm.responder = lambda body: '{"severity": "error", "summary": "It broke."}'
     llm.latency = 2.0
     trace = tmp_path / "t.jsonl"
-    proc = start([RUN, LOG, "--task", "find_errors_in_log", "--trace", str(trace), "--no-cache"], group=group)
+    proc = start(child_env(), [RUN, LOG, "--task", "find_errors_in_log", "--trace", str(trace), "--no-cache"],
+                 group=group)
     wait_for_calls(llm, 4)  # four calls in flight, each for 2 s
     time.sleep(0.3)
     sent = time.monotonic()
@@ -77,8 +81,8 @@ def test_a_signal_ends_the_run_within_a_second_with_the_partial_result(
 
 
 def test_a_second_ctrl_c_exits_at_once_even_from_code_that_cannot_be_interrupted(
-        llm: LoopbackServer, stuck_task: str) -> None:
-    proc = start([RUN, LOG, "--task", stuck_task, "--no-cache", "--timeout", "60"])
+        llm: LoopbackServer, stuck_task: str, child_env: Callable[..., dict[str, str]]) -> None:
+    proc = start(child_env(), [RUN, LOG, "--task", stuck_task, "--no-cache", "--timeout", "60"])
     wait_for_calls(llm, 2)
     time.sleep(0.3)  # inside re.match now
     proc.send_signal(signal.SIGINT)
@@ -92,7 +96,7 @@ def test_a_second_ctrl_c_exits_at_once_even_from_code_that_cannot_be_interrupted
 
 
 def test_a_script_that_calls_run_task_gets_the_partial_result_with_the_keyboard_interrupt(
-        llm: LoopbackServer, tmp_path: Path) -> None:
+        llm: LoopbackServer, tmp_path: Path, child_env: Callable[..., dict[str, str]]) -> None:
     llm.latency = 2.0
     trace = tmp_path / "t.jsonl"
     script = tmp_path / "script.py"
@@ -111,7 +115,7 @@ def test_a_script_that_calls_run_task_gets_the_partial_result_with_the_keyboard_
             assert isinstance(stopped, RunInterrupted)
             print(json.dumps(stopped.result))
     """))
-    proc = start([str(script)])
+    proc = start(child_env(), [str(script)])
     wait_for_calls(llm, 4)
     proc.send_signal(signal.SIGINT)
     returncode, result, err, took = finish(proc)

@@ -228,4 +228,5 @@ def test_garbage_answers_never_swallow_guard_errors(llm: LoopbackServer) -> None
 def test_answers_are_json_serialisable(llm: LoopbackServer) -> None:
     llm.script('{"k": [1, {"z": null}]}')
     result = run(lambda c: semantic_subcall_json("x", "chunk"))
-    json.dumps(result)
+    assert result["status"] == "completed"
+    assert json.loads(json.dumps(result))["result"] == {"k": [1, {"z": None}]}

@@ -10,13 +10,23 @@ Tasks are found, in this order:
    is for ``python file.py``, so it can import a module beside it);
 2. a name defined in ``./tasks/*.py`` of the current directory (imported as
    the package ``tasks``, so ``from . import helpers`` works there);
-3. a built-in task of this package: ``analyze_document``,
-   ``find_errors_in_log``, ``find_answer``, ``count_by_label``, ``find_pairs``.
+3. a built-in task: the generic ones of this package (``find_answer``,
+   ``count_by_label``, ``find_pairs``) and the examples ``analyze_document`` and
+   ``find_errors_in_log``.
+
+The examples are one file, the project's template ``tasks/example_task.py``: the
+wheel ships that folder as ``rlm._examples`` (pyproject.toml maps it, and an
+editable install maps the name to the clone's folder); a clone run in place
+(``python run.py``, nothing installed) has the folder beside ``rlm/``, and it is
+given the same name here. So the examples are always ``rlm._examples.example_task``,
+never a module of the current directory's ``tasks`` package; run from the clone's
+own folder, discovery skips that file in ``./tasks`` rather than import it twice.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import importlib.util
 import inspect
 import pkgutil
@@ -30,9 +40,10 @@ from typing import Any
 from rlm.errors import TaskError
 from rlm.runtime import describe_parameters
 
-__all__ = ["TaskInfo", "Discovery", "discover_tasks", "load_task", "describe_parameters", "BUILTIN"]
+__all__ = ["TaskInfo", "Discovery", "discover_tasks", "load_task", "builtin_task", "describe_parameters", "BUILTIN"]
 
 BUILTIN = "built-in"
+EXAMPLES = "rlm._examples"  # the package of tasks/example_task.py (see the module docstring)
 
 
 @dataclass(frozen=True)
@@ -106,10 +117,39 @@ def _local_package(folder: Path) -> types.ModuleType | None:
     return package
 
 
+def _examples() -> types.ModuleType:
+    """``rlm._examples.example_task``: installed with the package, else the clone's ``tasks/`` beside ``rlm/``."""
+    if EXAMPLES not in sys.modules and importlib.util.find_spec(EXAMPLES) is None:
+        root = Path(__file__).resolve().parents[2]
+        if not (root / "pyproject.toml").is_file():  # not a clone: an install without rlm/_examples
+            raise TaskError(f"The example tasks are missing from the rlm installed at {root}: reinstall it.")
+        folder = root / "tasks"
+        # Only the folder is needed, not its __init__.py: a user's broken one must not hide the examples.
+        package = types.ModuleType(EXAMPLES, "The example tasks of a clone run in place.")
+        package.__path__ = [str(folder)]
+        package.__spec__ = importlib.machinery.ModuleSpec(EXAMPLES, None, is_package=True)
+        package.__spec__.submodule_search_locations = package.__path__
+        sys.modules[EXAMPLES] = package
+    return importlib.import_module(f"{EXAMPLES}.example_task")
+
+
+def _builtin_modules(broken: dict[str, str]) -> list[types.ModuleType]:
+    """The modules of the built-in tasks: this package's, then the examples (failing to import, noted in ``broken``)."""
+    modules = [importlib.import_module(f"{__name__}.{entry.name}")
+               for entry in pkgutil.iter_modules(__path__) if not entry.name.startswith("_")]
+    try:
+        modules.append(_examples())
+    except Exception as exc:  # a packaging fault must not hide the other built-ins
+        broken[f"{EXAMPLES}.example_task"] = f"{type(exc).__name__}: {exc}"
+    return modules
+
+
 def discover_tasks(cwd: Path | None = None) -> Discovery:
     """Every task in ``./tasks`` of ``cwd`` (default: the current directory), then the built-ins."""
     found: dict[str, TaskInfo] = {}
     broken: dict[str, str] = {}
+    builtins = _builtin_modules(broken)
+    builtin_files = {Path(m.__file__).resolve() for m in builtins if m.__file__}
     folder = (cwd or Path.cwd()) / "tasks"
     if folder.is_dir():
         try:
@@ -119,8 +159,8 @@ def discover_tasks(cwd: Path | None = None) -> Discovery:
             package = None
         if package is not None:
             for file in sorted(folder.glob("*.py")):
-                if file.name.startswith("_"):
-                    continue
+                if file.name.startswith("_") or file.resolve() in builtin_files:
+                    continue  # in a clone, tasks/example_task.py is the built-in examples, not a second copy
                 try:
                     module = importlib.import_module(f"tasks.{file.stem}")
                 except Exception as exc:  # one broken task module must not hide the others
@@ -128,13 +168,23 @@ def discover_tasks(cwd: Path | None = None) -> Discovery:
                     continue
                 for name, info in _tasks_of(module, str(file)).items():
                     found.setdefault(name, info)
-    for entry in pkgutil.iter_modules(__path__):
-        if entry.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{__name__}.{entry.name}")
+    for module in builtins:
         for name, task in _tasks_of(module, BUILTIN).items():
             found.setdefault(name, task)  # a task of the current directory wins over a built-in one
     return Discovery(found, broken)
+
+
+def builtin_task(name: str) -> Callable[..., Any]:
+    """The function of the built-in task ``name``, whatever ``./tasks`` holds: for a task that builds on one.
+
+    ``find_errors_in_log = builtin_task("find_errors_in_log")``; raises TaskError naming the built-ins if unknown.
+    """
+    broken: dict[str, str] = {}
+    tasks = {n: info for module in _builtin_modules(broken) for n, info in _tasks_of(module, BUILTIN).items()}
+    if name in tasks:
+        return tasks[name].function
+    failed = "".join(f" {module} failed to import: {error}." for module, error in broken.items())
+    raise TaskError(f"No built-in task {name!r}. The built-in tasks: {', '.join(sorted(tasks))}.{failed}")
 
 
 def _load_file(path: Path, function: str) -> TaskInfo:
