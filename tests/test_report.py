@@ -33,8 +33,8 @@ from rlm.errors import ReportError, RLMError
 from rlm.guards import GuardConfig
 from rlm.loopback import LoopbackServer
 from rlm.report import main, render_report
-from rlm.trace import TraceReader, TraceWriter, read_runs
 from rlm.tasks import builtin_task
+from rlm.trace import TraceReader, TraceWriter, read_runs
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or (
     "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
