@@ -34,6 +34,8 @@ class ChatRequest:
     stream_usage: bool = True
     #: Also send the legacy ``max_tokens`` (Ollama and some others read only that).
     legacy_max_tokens: bool = False
+    #: Stop reading once the answer's text is longer than this: no answer within the cap can be (see _budget).
+    max_output_bytes: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +60,8 @@ class AttemptReport:
     finish_reason: str | None = None
     latency_seconds: float = 0.0
     error: BaseException | None = None
+    #: The server sent more text than the output cap allows; reading stopped there and the connection closed.
+    over_cap: bool = False
 
     @property
     def ok(self) -> bool:

@@ -23,11 +23,15 @@ from rlm.errors import CostLimitError, TokenLimitError
 from rlm.pricing import Pricing, format_usd
 from rlm.tokens import count_text_tokens, counting_method
 
-__all__ = ["Admission", "Budget", "Counters", "Ledger", "RemainingBudget", "Settlement"]
+__all__ = ["Admission", "Budget", "Counters", "Ledger", "RemainingBudget", "Settlement", "MAX_BYTES_PER_TOKEN"]
 
 _ZERO = Decimal(0)
 # Tokens a server may bill beyond the text it returned (end-of-turn markers), when it reports no usage.
 _UNSEEN_OUTPUT_TOKENS = 4
+#: The longest text one output token decodes to in practice (BPE vocabularies' tokens are a few bytes; the
+#: longest are runs of spaces). An answer longer than the cap times this cannot be within the cap, so the
+#: transport stops reading it there: a server that ignores the cap cannot stream on at the run's expense.
+MAX_BYTES_PER_TOKEN = 16
 
 
 class Ledger:
@@ -307,21 +311,29 @@ class Budget:
         if report.status_code is not None or not report.sent:
             self.ledger.release(reserved)
             return Settlement(_ZERO, 0, 0, "released")
-        if report.complete and report.usage is not None:
+        received = count_text_tokens(self.pricing.model, report.text)  # an upper bound of the text's tokens
+        if report.complete and report.usage is not None and not report.over_cap:
             usage = report.usage
             cost = self.pricing.cost(usage.prompt_tokens, usage.completion_tokens)
             self.ledger.settle(reserved, cost)
             if usage.completion_tokens > cap:
-                self.count(cap_breaches=1)
+                self.count(cap_breaches=1)  # billed as reported: the overrun shows in the summary
             return Settlement(cost, usage.prompt_tokens, usage.completion_tokens, "usage")
         if report.complete:
-            # An answer cut at the cap used all of it (tokens that print nothing are billed too);
-            # one that stopped by itself is bounded by the text it returned.
-            output = cap if report.finish_reason == "length" else min(
-                cap, count_text_tokens(self.pricing.model, report.text) + _UNSEEN_OUTPUT_TOKENS)
+            # An answer that ran past the cap (the server ignored it) is billed at least what its text holds;
+            # one cut at the cap used all of it (tokens that print nothing are billed too); one that stopped
+            # by itself within the cap is bounded by its text. Never less than what was received.
+            if report.over_cap:
+                output = max(cap, received)
+                self.count(cap_breaches=1)
+            elif report.finish_reason == "length":
+                output = cap
+            else:
+                output = min(cap, received + _UNSEEN_OUTPUT_TOKENS)
             cost = self.pricing.cost(admission.counted_tokens, output)
             self.ledger.settle(reserved, cost)
-            self.count(usage_missing=1)
+            if report.usage is None:
+                self.count(usage_missing=1)
             return Settlement(cost, admission.counted_tokens, output, "bound")
         self.ledger.keep(reserved)
         return Settlement(reserved, admission.counted_tokens, cap, "kept")

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from rlm._attempt import ChatRequest
+from rlm._budget import MAX_BYTES_PER_TOKEN
 from rlm._config import GuardConfig, is_openai, without_credentials
 from rlm.errors import ConfigError, SubcallError
 
@@ -160,7 +161,7 @@ class Endpoint:
         return ChatRequest(
             model=self.model, messages=messages, temperature=temperature, max_output_tokens=max_output_tokens,
             json_mode=json_mode and self.json_mode, stream_usage=self.stream_usage,
-            legacy_max_tokens=self.legacy_max_tokens,
+            legacy_max_tokens=self.legacy_max_tokens, max_output_bytes=max_output_tokens * MAX_BYTES_PER_TOKEN,
         )
 
     def learn_refusal(self, request: ChatRequest, status_code: int | None, problem: str) -> bool:

@@ -69,6 +69,7 @@ class _Answer:
 
     def __init__(self) -> None:
         self.parts: list[str] = []
+        self.size = 0  # UTF-8 bytes of text so far
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
         self.done = False  # [DONE] seen
@@ -92,6 +93,7 @@ class _Answer:
                 content = piece.get("refusal")
             if isinstance(content, str):
                 self.parts.append(content)
+                self.size += len(content.encode("utf-8", errors="surrogatepass"))
             elif content is not None:
                 raise ValueError("message content is not text")
             if choice.get("finish_reason"):
@@ -134,6 +136,7 @@ class _Attempt:
         self.report: AttemptReport | None = None
         self._client = client
         self._args = _request_args(request, timeout)
+        self._max_bytes = request.max_output_bytes
         self._answer = _Answer()
         self._connected = False
         self._request_id: str | None = None
@@ -162,6 +165,8 @@ class _Attempt:
                         answer.done = True
                         break
                     answer.add(json.loads(data))
+                    if self._over_cap():
+                        return self._report(over_cap=True)  # leaving the block closes the connection
             else:  # a server that ignores stream=True and sends one JSON body
                 answer.add(json.loads(response.read()))
                 if answer.finish_reason is None and answer.parts:
@@ -172,10 +177,20 @@ class _Attempt:
                 if answer.done and not "".join(answer.parts):
                     return self._broken(EMPTY_STREAM)
                 return self._broken("the answer stopped before it was complete")
-            return AttemptReport(
-                sent=True, complete=True, text="".join(answer.parts), usage=answer.usage, headers=self._headers,
-                request_id=self._request_id, finish_reason=answer.finish_reason, latency_seconds=self._elapsed(),
-            )
+            return self._report(over_cap=self._over_cap())
+
+    def _over_cap(self) -> bool:
+        bound = self._max_bytes
+        return bound is not None and self._answer.size > bound
+
+    def _report(self, *, over_cap: bool) -> AttemptReport:
+        """A whole answer; one the server ran past the output cap is reported as cut there (``length``)."""
+        answer = self._answer
+        return AttemptReport(
+            sent=True, complete=True, text="".join(answer.parts), usage=answer.usage, headers=self._headers,
+            request_id=self._request_id, finish_reason="length" if over_cap else answer.finish_reason,
+            latency_seconds=self._elapsed(), over_cap=over_cap,
+        )
 
     def _elapsed(self) -> float:
         return time.monotonic() - self._started

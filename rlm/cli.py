@@ -444,6 +444,12 @@ def _warn_about(summary: dict[str, Any], config: GuardConfig) -> None:
         print(f"{_prog()}: warning: {defaulted} model answer(s) did not read as the task asked and fell back to "
               "its default=, so the result lacks what they should have said. Look at the answers with "
               "--report or --trace: the model may not follow the format.", file=sys.stderr)
+    breaches = summary.get("output_cap_breaches", 0)
+    if breaches:
+        print(f"{_prog()}: warning: the server sent {breaches} answer(s) longer than the output cap "
+              f"({summary.get('max_output_tokens')} tokens): reading stopped there, and each was billed at no less "
+              f"than what arrived (${summary.get('overrun_usd', 0):.6f} above what was reserved). The server "
+              "ignores the cap: check its settings, or lower --output-tokens.", file=sys.stderr)
     dry = summary.get("dry_run")
     if isinstance(dry, dict) and not dry.get("fits_budget", True):
         print(f"{_prog()}: warning: the dry run's worst case, ${dry['worst_case_cost_usd']:.6f} for {dry['subcalls']} "

@@ -494,3 +494,27 @@ def test_a_key_the_model_echoes_is_not_stored_in_the_cache(llm: LoopbackServer, 
     run_task(lambda ctx: semantic_subcall("Any keys?", context_head(ctx, 10)), "some text", config)
     stored = (tmp_path / "c.sqlite3").read_bytes() + b"".join(p.read_bytes() for p in tmp_path.glob("c.sqlite3-*"))
     assert key.encode() not in stored and b"SECRETKEY" not in stored
+
+
+# -- a server that ignores the output cap ---------------------------------------------------------
+
+@pytest.mark.parametrize("usage", [True, False])
+def test_a_stream_past_the_output_cap_is_cut_and_billed_at_what_arrived(llm: LoopbackServer, usage: bool) -> None:
+    from rlm._budget import MAX_BYTES_PER_TOKEN
+
+    flood = "word " * 25_000  # 125,000 bytes, far past a 64-token cap
+    # completion_tokens set: the loopback ignores the cap (and reports that count when it reports usage)
+    llm.responder = lambda body: Reply(flood, completion_tokens=25_000, usage=usage, token_interval=0.0001)
+    config = GuardConfig(max_output_tokens=64, price_input_per_mtok=0, price_output_per_mtok=1.0)
+    result = run_task(lambda ctx: semantic_subcall("q", context_head(ctx, 10)), "some text", config)
+    s = result["budget_summary"]
+    assert result["status"] == "completed" and s["output_cap_breaches"] == 1
+    received = len(result["result"].encode())
+    assert 64 * MAX_BYTES_PER_TOKEN < received < 64 * MAX_BYTES_PER_TOKEN + 200  # reading stopped at the bound
+    assert s["output_tokens"] >= received  # bytes bound the tokens: never less than what arrived
+    assert s["overrun_usd"] > 0 and s["total_cost_usd"] >= received * 1e-6
+    for _ in range(50):  # the server saw the client leave and stopped generating
+        if llm.generations and llm.generations[-1].client_gone:
+            break
+        time.sleep(0.02)
+    assert llm.generations[-1].tokens_generated < 25_000 / 2
