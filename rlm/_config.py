@@ -34,6 +34,7 @@ __all__ = [
     "without_credentials",
     "validate_base_url",
     "secrets_of",
+    "runtime_limit",
     "DEFAULT_MAX_COST",
     "DEFAULT_MAX_RUNTIME",
     "DEFAULT_OPENAI_MODEL",
@@ -164,6 +165,11 @@ def _setting(name: str, value: object, env_name: str, default: object, **kw: Any
     return _number(name, value, env_name=None, **kw)
 
 
+def runtime_limit(explicit: float | None = None) -> float:
+    """The runtime limit in seconds: ``explicit``, else ``RLM_MAX_RUNTIME``, else 60 (as GuardConfig resolves it)."""
+    return float(_setting("max_runtime_seconds", explicit, "RLM_MAX_RUNTIME", DEFAULT_MAX_RUNTIME))
+
+
 def _optional_price(name: str, value: float | None, env_name: str) -> float | None:
     if value is None:
         raw = env(env_name)
@@ -239,8 +245,7 @@ class GuardConfig:
     ) -> None:
         put = object.__setattr__
         put(self, "max_cost", _setting("max_cost", max_cost, "RLM_MAX_COST", DEFAULT_MAX_COST))
-        put(self, "max_runtime_seconds",
-            _setting("max_runtime_seconds", max_runtime_seconds, "RLM_MAX_RUNTIME", DEFAULT_MAX_RUNTIME))
+        put(self, "max_runtime_seconds", runtime_limit(max_runtime_seconds))
         for name, value in (("max_tokens_per_subcall", max_tokens_per_subcall),
                             ("max_output_tokens", max_output_tokens), ("max_depth", max_depth),
                             ("max_workers", max_workers)):

@@ -51,6 +51,10 @@ _NO_GROUPS: tuple[Any, ...] = ()
 _RE2_MAX_REPEAT = 1000
 _FIRST_WINDOW = 64 << 10
 _MAX_WINDOW = 16 << 20
+#: A newline is looked for in pieces of this size, the clock checked between them (a 3 GB line holds none).
+_NEWLINE_PIECE = 16 << 20
+#: A window that must end at a newline but finds none this far on is searched by the timed engine instead.
+_GIANT_WINDOW = 4 * _MAX_WINDOW
 #: Longest match length for which windows overlap instead of ending at newlines.
 _MAX_OVERLAP = 1 << 20
 #: A regex iterator is renewed when its per-search timeout could outlast the deadline by this much.
@@ -260,13 +264,19 @@ class Searcher:
             return self._re2_hits(buf, start, end, deadline)
         return self._regex_hits(buf, start, end, deadline)
 
-    def _window_end(self, buf: Any, hi: int, end: int) -> tuple[int, int]:
+    def _window_end(self, buf: Any, hi: int, end: int, deadline: float | None) -> tuple[int, int]:
         """(where hits may start, where the search may read) for a window ending at ``hi``."""
         if self._overlap is not None:
             return hi, min(end, hi + self._overlap)
-        nl = buf.find(b"\n", hi, end) if hi < end else -1
-        edge = end if nl < 0 else nl + 1
-        return edge, edge
+        at = hi
+        while at < end:  # in pieces: a file with no newline for gigabytes still stops at the deadline
+            piece = min(end, at + _NEWLINE_PIECE)
+            nl = buf.find(b"\n", at, piece)
+            if nl >= 0:
+                return nl + 1, nl + 1
+            at = piece
+            _check(deadline)
+        return end, end
 
     def _re2_hits(self, buf: Any, start: int, end: int, deadline: float | None) -> Iterator[Hit]:
         match, anchor = self._re2, self._unanchored
@@ -275,7 +285,13 @@ class Searcher:
             if hi <= pos:
                 continue
             _check(deadline)
-            hi, limit = self._window_end(buf, hi, end)
+            hi, limit = self._window_end(buf, hi, end, deadline)
+            if limit - pos > _GIANT_WINDOW:  # one enormous line: RE2 could not be stopped, the timed engine can
+                for hit in self._regex_hits(buf, pos, limit, deadline):
+                    yield hit
+                    pos = hit[1]
+                pos = max(pos, hi)
+                continue
             while True:
                 spans = match(anchor, buf, pos, limit)
                 s, e = spans[0]

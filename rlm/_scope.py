@@ -9,12 +9,15 @@ always in a scope that restores it.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
+import time
+from collections.abc import Iterator
 from typing import Protocol
 
 from rlm.errors import RuntimeLimitError
 
-__all__ = ["RunScope", "current_scope"]
+__all__ = ["RunScope", "current_scope", "deadline_only"]
 
 
 class RunScope(Protocol):
@@ -44,3 +47,36 @@ _current: contextvars.ContextVar[RunScope | None] = contextvars.ContextVar("rlm_
 def current_scope() -> RunScope | None:
     """The run whose guards apply here, if any."""
     return _current.get()
+
+
+class _Deadline:
+    """A scope with a deadline and nothing else: for work before a run exists (the command line's checks)."""
+
+    def __init__(self, seconds: float, what: str) -> None:
+        self._at = time.monotonic() + seconds
+        self._seconds = seconds
+        self._what = what
+
+    def deadline_at(self) -> float:
+        return self._at
+
+    def check_deadline(self) -> None:
+        if time.monotonic() >= self._at:
+            raise self.runtime_error()
+
+    def runtime_error(self) -> RuntimeLimitError:
+        return RuntimeLimitError(f"{self._what} took longer than the runtime limit of {self._seconds:g}s. Narrow "
+                                 "the input (fewer files) or raise --timeout.", limit_seconds=self._seconds)
+
+    def record_access(self, **_: object) -> None:
+        return None
+
+
+@contextlib.contextmanager
+def deadline_only(seconds: float, what: str) -> Iterator[None]:
+    """Bound the block by ``seconds`` on the same checks a run's deadline uses; the variable is restored after."""
+    token = _current.set(_Deadline(seconds, what))
+    try:
+        yield
+    finally:
+        _current.reset(token)

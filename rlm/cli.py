@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
-from rlm._config import GuardConfig, env_flag, load_dotenv_file
+from rlm._config import GuardConfig, env_flag, load_dotenv_file, runtime_limit
 from rlm._deps import missing_dependency
 from rlm._endpoint import Endpoint
 from rlm._exits import (
@@ -40,7 +40,15 @@ from rlm._exits import (
 )
 from rlm._supervise import supervise
 from rlm.cache import ResponseCache
-from rlm.errors import ConfigError, ContextAccessError, RLMError, RunInterrupted, SubcallError, TaskError
+from rlm.errors import (
+    ConfigError,
+    ContextAccessError,
+    RLMError,
+    RunInterrupted,
+    RuntimeLimitError,
+    SubcallError,
+    TaskError,
+)
 from rlm.pricing import format_usd
 from rlm.runtime import run_task
 from rlm.tasks import BUILTIN, TaskInfo, discover_tasks, load_task
@@ -161,7 +169,7 @@ def _list_tasks() -> str:
     return "\n".join(lines)
 
 
-def _check_file(path: Path, allow_binary: bool, *, stdin: bool = False) -> None:
+def _check_file(path: Path, allow_binary: bool, *, stdin: bool = False, limit: float = 60.0) -> None:
     try:
         info = os.stat(path)
     except FileNotFoundError:
@@ -171,18 +179,21 @@ def _check_file(path: Path, allow_binary: bool, *, stdin: bool = False) -> None:
     if stat.S_ISDIR(info.st_mode):
         if not any(True for _ in path.iterdir()):
             _fail(f"{path} is an empty directory; pass files, or a directory that holds some.")
+        from rlm._scope import deadline_only
         from rlm.context_access import open_context
 
-        try:  # a directory of binary files only, say
-            context = open_context(path)
-        except ContextAccessError as exc:
+        try:  # a directory of binary files only, say; listing it is bounded by the runtime limit too
+            with deadline_only(limit, f"Listing {path}"):
+                context = open_context(path)
+        except (ContextAccessError, RuntimeLimitError) as exc:
             _fail(str(exc))
         context.close()
         if context.skipped:
             shown = ", ".join(context.skipped[:3]) + (f" and {len(context.skipped) - 3} more"
                                                        if len(context.skipped) > 3 else "")
-            print(f"{_prog()}: warning: left out {len(context.skipped)} binary or compressed file(s) of {path}: "
-                  f"{shown}. Decompress compressed logs first (zcat ... | {_prog()} - --task NAME).", file=sys.stderr)
+            print(f"{_prog()}: warning: left out {len(context.skipped)} file(s) of {path} (binary or compressed "
+                  f"files, links to outside it): {shown}. Decompress compressed logs first "
+                  f"(zcat ... | {_prog()} - --task NAME).", file=sys.stderr)
         return
     if not stat.S_ISREG(info.st_mode):
         kind = "a FIFO" if stat.S_ISFIFO(info.st_mode) else "a socket" if stat.S_ISSOCK(info.st_mode) else "a device"
@@ -365,9 +376,10 @@ def _prepare(args: argparse.Namespace) -> tuple[TaskInfo, dict[str, Any]]:
         _fail("the FILE argument is required")
     if "-" in args.file and len(args.file) > 1:
         _fail("'-' (standard input) cannot be combined with other files")
+    limit = runtime_limit(args.timeout)
     for given in args.file:  # bad input is reported before anything else is done
         if given != "-":
-            _check_file(Path(given), args.allow_binary)
+            _check_file(Path(given), args.allow_binary, limit=limit)
     task = load_task(args.task)
     params = _check_params(task, args.param)
     _check_rules(task, strict=args.strict)

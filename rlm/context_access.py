@@ -81,6 +81,8 @@ _LINE_BLOCK = 4 << 20
 #: Files of a context mapped at once; the least recently read is unmapped to open another.
 _MAX_OPEN_FILES = 64
 _FINGERPRINT_BYTES = 8192
+_NEWLINE_SNIFF = 64 << 10  # how much of a file's head says which character ends its lines
+_CLOCK_EVERY = 256  # files listed, sniffed or fingerprinted between two looks at the deadline
 _GLOB_CHARS = set("*?[")
 
 
@@ -252,7 +254,7 @@ class _LineIndex:
 class _Part:
     """One file of a context (or its text): where it starts in the context, and its contents on demand."""
 
-    __slots__ = ("name", "path", "start", "length", "text", "lines", "_file", "_mm", "_users", "_owner")
+    __slots__ = ("name", "path", "start", "length", "text", "lines", "_file", "_mm", "_users", "_owner", "_newline")
 
     def __init__(self, owner: Context, *, start: int, length: int, name: str, path: Path | None,
                  text: str | None = None) -> None:
@@ -266,6 +268,17 @@ class _Part:
         self._file: Any = None
         self._mm: mmap.mmap | None = None
         self._users = 0
+        self._newline: bytes | None = None
+
+    @property
+    def newline(self) -> bytes:
+        """What ends a line here: ``\\n``, or ``\\r`` in a file whose head has carriage returns and no ``\\n``."""
+        if self._newline is None:
+            with self.use() as buf:
+                head = b"" if buf is None else buf[:_NEWLINE_SNIFF]
+            raw = head.encode("utf-8", errors="surrogatepass") if isinstance(head, str) else head
+            self._newline = b"\r" if b"\n" not in raw and b"\r" in raw else b"\n"
+        return self._newline
 
     @property
     def end(self) -> int:
@@ -338,12 +351,14 @@ class _Part:
         """Local position of the first (or last) newline in local ``[lo, hi)``, or -1."""
         if hi <= lo:
             return -1
+        newline = self.newline
         with self.use() as buf:
             if buf is None:
                 return -1
             if isinstance(buf, str):
-                return buf.rfind("\n", lo, hi) if last else buf.find("\n", lo, hi)
-            return buf.rfind(b"\n", lo, hi) if last else buf.find(b"\n", lo, hi)
+                char = newline.decode()
+                return buf.rfind(char, lo, hi) if last else buf.find(char, lo, hi)
+            return buf.rfind(newline, lo, hi) if last else buf.find(newline, lo, hi)
 
     def snap(self, pos: int, forward: bool) -> int:
         """Move a local byte position off a UTF-8 continuation byte (outward)."""
@@ -358,17 +373,21 @@ class _Part:
         return pos
 
     def _count_newlines(self, start: int, end: int) -> int:
+        newline = self.newline
+        run = current_scope()
         with self.use() as buf:
             if buf is None:
                 return 0
             if isinstance(buf, str):
-                return buf.count("\n", start, end)
-            # Counted in bounded pieces (slicing an mmap copies). bytes.replace finds newlines with
-            # memchr, about twice as fast as bytes.count's byte-by-byte loop (measured).
+                return buf.count(newline.decode(), start, end)
+            # Counted in bounded pieces (slicing an mmap copies), the clock checked between them. bytes.replace
+            # finds newlines with memchr, about twice as fast as bytes.count's byte-by-byte loop (measured).
             total = 0
             for a in range(start, end, _LINE_BLOCK):
                 piece = buf[a: min(a + _LINE_BLOCK, end)]
-                total += len(piece) - len(piece.replace(b"\n", b""))
+                total += len(piece) - len(piece.replace(newline, b""))
+                if run is not None:
+                    run.check_deadline()
             return total
 
 
@@ -512,7 +531,10 @@ class Context:
         tasks).
         """
         digest = hashlib.sha256()
-        for part in self._parts:
+        run = current_scope()
+        for n, part in enumerate(self._parts):
+            if run is not None and not n % _CLOCK_EVERY:
+                run.check_deadline()  # a thousand files cost a thousand opens
             if part.text is not None:
                 digest.update(part.text.encode("utf-8", errors="surrogatepass"))
                 continue
@@ -695,18 +717,41 @@ def _looks_binary(path: Path) -> bool:
         return False
 
 
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(root)
+    except (OSError, RuntimeError):  # a link loop
+        return False
+
+
 def _expand(source: Path) -> tuple[list[Path], list[str]]:
-    """The files a directory or a glob stands for, in natural order, and the binary ones left out."""
+    """The files a directory or a glob stands for, in natural order, and those left out (binary, or a link
+    that leads out of the directory), each named with why. Listing and sniffing run under the run's clock."""
+    run = current_scope()
+    skipped: list[str] = []
     if source.is_dir():
-        candidates = [p for p in source.rglob("*")
-                      if not any(part.startswith(".") for part in p.relative_to(source).parts)]
+        root = source.resolve()
+        candidates = []
+        for n, p in enumerate(source.rglob("*")):
+            if run is not None and not n % _CLOCK_EVERY:
+                run.check_deadline()
+            if any(part.startswith(".") for part in p.relative_to(source).parts):
+                continue
+            if not _inside(p, root):  # a link (or a linked folder) that leads elsewhere: never followed out
+                skipped.append(f"{_shown(p)} (a link to outside {_shown(source)})")
+                continue
+            candidates.append(p)
     else:
         candidates = [Path(p) for p in _glob.glob(str(source), recursive=True)]
     files: list[Path] = []
-    skipped: list[Path] = []
-    for path in _in_order([p for p in candidates if _regular(p)]):
-        (skipped if _looks_binary(path) else files).append(path)
-    return files, [_shown(p) for p in skipped]
+    for n, path in enumerate(_in_order([p for p in candidates if _regular(p)])):
+        if run is not None and not n % _CLOCK_EVERY:
+            run.check_deadline()
+        if _looks_binary(path):
+            skipped.append(_shown(path))
+        else:
+            files.append(path)
+    return files, skipped
 
 
 def _file(path: Path) -> Path:

@@ -251,12 +251,18 @@ def run_task(
         run.listener = _checkpointer(run, checkpoint)
     owns_context = not isinstance(context, Context)
     try:
-        ctx = open_context(context)
+        with run.installed():  # listing, opening and fingerprinting the input run on the run's clock
+            ctx = open_context(context)
+            fingerprint = ctx.fingerprint()
     except RLMError as exc:
         run.emit("run_start", task=name, config=config.public_dict(), depth=run.depth)
+        if isinstance(exc, GuardError):
+            message = (f"{_one_line(exc)} The time ran out while listing and opening the input, before the task "
+                       "started: narrow the input (fewer files) or raise the limit.")
+            return _finish(run, None, owns_context, "partial", None, message)
         return _finish(run, None, owns_context, "error", None, _one_line(exc))
     run.emit("run_start", task=name, config=config.public_dict(), context=ctx.describe(), depth=run.depth,
-             task_source_sha256=task_source_sha256(task_fn), input_fingerprint=ctx.fingerprint())
+             task_source_sha256=task_source_sha256(task_fn), input_fingerprint=fingerprint)
     if run.listener is not None:
         run.listener("started")
     outcome = _run_on_a_thread(run, ctx, owns_context, lambda: task_fn(ctx, **params))

@@ -115,3 +115,42 @@ def test_thousands_of_files_keep_few_open_and_the_trace_names_the_file(tmp_path:
     assert len(events[0]["context"]["files"]) == 1500
     sliced = [e for e in events if e["event"] == "context_access" and e["function"] == "context_slice"]
     assert Path(sliced[0]["file"]).name == "part-0007.log"
+
+
+def test_a_link_out_of_the_folder_is_not_followed_and_is_named(tmp_path: Path) -> None:
+    folder, outside = tmp_path / "logs", tmp_path / "private"
+    folder.mkdir()
+    outside.mkdir()
+    (outside / "passwd.log").write_text("root:x:0:0:SECRET\n")
+    (folder / "app.log").write_text("ERROR inside\n")
+    (folder / "inside-link.log").symlink_to(folder / "app.log")  # a link within the folder is fine
+    (folder / "passwd.log").symlink_to(outside / "passwd.log")
+    (folder / "elsewhere").symlink_to(outside, target_is_directory=True)
+    ctx = open_context(folder)
+    assert sorted(Path(f).name for f in ctx.files) == ["app.log", "inside-link.log"]
+    assert not context_search(ctx, "SECRET")
+    assert sorted(s.split(" (")[0].rsplit("/", 1)[-1] for s in ctx.skipped) == ["elsewhere", "passwd.log"]
+    assert all("a link to outside" in s for s in ctx.skipped)
+
+
+def test_lines_ending_in_carriage_returns_alone_are_counted(tmp_path: Path) -> None:
+    old_mac = tmp_path / "classic.log"
+    old_mac.write_bytes(b"one\rtwo\rERROR three\rfour\r")
+    [hit] = context_search(open_context(old_mac), "ERROR")
+    assert hit.line == 3 and str(context_line(old_mac, hit.start)) == "ERROR three"
+    assert context_search("a\rb\rERROR\r", "ERROR")[0].line == 3
+
+
+def test_listing_a_huge_folder_stops_at_the_runtime_limit(tmp_path: Path) -> None:
+    import time
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(4000):
+        (folder / f"f{i}.log").write_bytes(b"x\n")
+    started = time.monotonic()
+    result = run_task(lambda ctx: len(context_search(ctx, "x", max_hits=5)), folder,
+                      GuardConfig(max_runtime_seconds=0.02, dry_run=True))
+    took = time.monotonic() - started
+    assert result["status"] == "partial" and "while listing and opening the input" in result["error"]
+    assert took < 1.0  # listing, sniffing and fingerprinting 4,000 files takes longer, unbounded
