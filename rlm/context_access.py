@@ -42,7 +42,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, TypeVar, Union
 
 from rlm._files import sniff
 from rlm._regex import SearchDeadline, Searcher
@@ -75,6 +75,7 @@ DEFAULT_MAX_HITS = 100
 #: bound), for the system prompt and an instruction of up to about 800 bytes.
 DEFAULT_CHUNK_SIZE = 3000
 #: How many recent accesses a context keeps in memory; the trace keeps all.
+T = TypeVar("T")
 _ACCESS_LOG_SIZE = 10_000
 #: Line numbers are counted lazily, with a checkpoint every block.
 _LINE_BLOCK = 4 << 20
@@ -477,7 +478,7 @@ class Context:
         else:
             files = [path] if path is not None else list(paths)
             offset = 0
-            for file in files:
+            for file in _on_the_clock(files):
                 size = os.stat(file).st_size
                 shown = name if name is not None and path is not None else _shown(file)  # e.g. "<stdin>"
                 self._parts.append(_Part(self, start=offset, length=size, name=shown, path=file))
@@ -531,10 +532,7 @@ class Context:
         tasks).
         """
         digest = hashlib.sha256()
-        run = current_scope()
-        for n, part in enumerate(self._parts):
-            if run is not None and not n % _CLOCK_EVERY:
-                run.check_deadline()  # a thousand files cost a thousand opens
+        for part in _on_the_clock(self._parts):  # a thousand files cost a thousand opens
             if part.text is not None:
                 digest.update(part.text.encode("utf-8", errors="surrogatepass"))
                 continue
@@ -717,6 +715,15 @@ def _looks_binary(path: Path) -> bool:
         return False
 
 
+def _on_the_clock(items: Iterable[T]) -> Iterator[T]:
+    """``items``, with a look at the run's deadline every few hundred (listing a huge folder stops in time)."""
+    run = current_scope()
+    for n, item in enumerate(items):
+        if run is not None and not n % _CLOCK_EVERY:
+            run.check_deadline()
+        yield item
+
+
 def _inside(path: Path, root: Path) -> bool:
     try:
         return path.resolve().is_relative_to(root)
@@ -727,14 +734,11 @@ def _inside(path: Path, root: Path) -> bool:
 def _expand(source: Path) -> tuple[list[Path], list[str]]:
     """The files a directory or a glob stands for, in natural order, and those left out (binary, or a link
     that leads out of the directory), each named with why. Listing and sniffing run under the run's clock."""
-    run = current_scope()
     skipped: list[str] = []
     if source.is_dir():
         root = source.resolve()
         candidates = []
-        for n, p in enumerate(source.rglob("*")):
-            if run is not None and not n % _CLOCK_EVERY:
-                run.check_deadline()
+        for p in _on_the_clock(source.rglob("*")):
             if any(part.startswith(".") for part in p.relative_to(source).parts):
                 continue
             if not _inside(p, root):  # a link (or a linked folder) that leads elsewhere: never followed out
@@ -744,9 +748,7 @@ def _expand(source: Path) -> tuple[list[Path], list[str]]:
     else:
         candidates = [Path(p) for p in _glob.glob(str(source), recursive=True)]
     files: list[Path] = []
-    for n, path in enumerate(_in_order([p for p in candidates if _regular(p)])):
-        if run is not None and not n % _CLOCK_EVERY:
-            run.check_deadline()
+    for path in _on_the_clock(_in_order([p for p in _on_the_clock(candidates) if _regular(p)])):
         if _looks_binary(path):
             skipped.append(_shown(path))
         else:
@@ -790,7 +792,7 @@ def open_context(source: ContextSource, *, name: str | None = None) -> Context:
                 what = "directory" if path.is_dir() else "pattern"
                 raise ContextAccessError(f"The {what} {path} holds no readable text files"
                                          + (f" ({len(skipped)} binary ones left out)." if skipped else "."))
-            return Context(paths=[_file(f) for f in files], name=name or str(path), skipped=skipped)
+            return Context(paths=[_file(f) for f in _on_the_clock(files)], name=name or str(path), skipped=skipped)
         return Context(path=_file(path), name=name)
     if isinstance(source, (list, tuple)):
         files, skipped = _many(source)
