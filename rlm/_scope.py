@@ -28,8 +28,8 @@ class RunScope(Protocol):
         """Raise RuntimeLimitError when the deadline has passed or the run was stopped."""
         ...
 
-    def runtime_error(self) -> RuntimeLimitError:
-        """Mark the run stopped at its deadline and return the error that says so."""
+    def runtime_error(self, message: str | None = None) -> RuntimeLimitError:
+        """Mark the run stopped at its deadline and return the error that says so (``message`` says why)."""
         ...
 
     def record_access(self, *, context: str, function: str, start: int, end: int, returned: int,
