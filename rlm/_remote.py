@@ -44,6 +44,8 @@ _CACHE_BLOCKS = 8
 _WINDOW = 8 << 20
 #: Line numbers over an object are counted per block of this size; a search fills the counts as it streams.
 LINE_BLOCK = 1 << 20
+#: A window is fetched in ranges of at most this size; a line that runs past it, in ranges from the smaller size.
+_PIECE, _FIRST_STEP = 2 << 20, 64 << 10
 #: Bytes before a window that lookbehinds and ``\\b`` may see (a window starts at a line start otherwise).
 _BEHIND = 64 << 10
 _SNIFF_BYTES = 8192
@@ -119,7 +121,7 @@ def _fail(url: str, exc: BaseException) -> ContextAccessError:
     if kind in ("NoCredentialsError", "PartialCredentialsError", "NoAuthTokenError", "DefaultCredentialsError"):
         return ContextAccessError(f"No credentials to read {where}: set the backend's usual variables (for S3, "
                                   "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE).")
-    status = getattr(exc, "status", None)
+    status = getattr(exc, "status", None) or getattr(exc.__cause__, "status", None)
     if isinstance(exc, PermissionError) or status in (401, 403):
         return ContextAccessError(f"Access denied to {where}: check the credentials and that they may read it.")
     if isinstance(exc, FileNotFoundError) or status == 404:
@@ -152,7 +154,8 @@ def list_objects(urls: list[str], *, order: Callable[[list[str]], list[str]],
     skipped: list[str] = []
     for url in urls:
         try:
-            fs, path = fsspec.core.url_to_fs(url)
+            # A fresh filesystem reads the backend's credentials and endpoint as they are now.
+            fs, path = fsspec.core.url_to_fs(url, skip_instance_cache=True)
             protocol = url.split("://", 1)[0]
             if _GLOB_CHARS & set(urlsplit(url).path) and protocol not in ("http", "https"):
                 found = [_listed(fs, protocol, i) for i in fs.glob(path, detail=True).values() if i["type"] == "file"]
@@ -188,6 +191,8 @@ def list_objects(urls: list[str], *, order: Callable[[list[str]], list[str]],
 
 def _why(fs: Any, url: str, exc: BaseException) -> ContextAccessError:
     """A missing bucket and a missing key read differently, so say which one it is."""
+    if getattr(exc.__cause__, "status", None) in (401, 403):
+        return _fail(url, exc)
     if isinstance(exc, FileNotFoundError) and fs is not None and url.split("://", 1)[0] in (
             "s3", "s3a", "gs", "gcs", "az", "abfs"):
         bucket = urlsplit(url).netloc
@@ -329,57 +334,67 @@ class RemoteObject:
         """Every hit of ``rx`` in ``[start, end)``, exactly as over the whole object, from windows streamed in order.
 
         Windows end just after a newline when no match can hold one, or overlap by the pattern's longest
-        match; each byte is fetched about once. Other patterns raise ContextAccessError (see window_plan).
+        match; each byte is fetched once (the overlap is kept, not fetched again). Other patterns raise
+        ContextAccessError (see window_plan). At most one window, and the pieces it is fetched in, is held.
         """
         overlap = window_plan(rx.pattern, rx.flags)
         note = self._tally()
-        behind = max(start - _BEHIND, 0)
-        line_start = self._read_back(behind, start)
-        buf = bytearray(line_start)
-        buf_at = start - len(line_start)  # object offset of buf[0]
-        fetched_to = start
-        pos = start
+        tail = self._read_back(max(start - _BEHIND, 0), start)  # what lookbehinds and \b see before `start`
+        tail_at = start - len(tail)  # object offset of the first byte held
+        pieces = [tail]
+        fetched_to = pos = start
+
+        def fetch(to: int) -> bytes:
+            nonlocal fetched_to
+            data = self._fetch(fetched_to, to)
+            note(fetched_to, data)
+            pieces.append(data)
+            fetched_to = to
+            return data
+
         while pos < end:
             if deadline is not None and time.monotonic() >= deadline:
                 raise SearchDeadline
             want = min(pos + _WINDOW, end)
-            # Fetch up to `want`, then on to the window's true edge: past the next newline, or the overlap.
+            while fetched_to < want:
+                fetch(min(fetched_to + _PIECE, want))
             edge = limit = want
-            while True:
+            if overlap is not None:
+                limit = min(end, want + overlap)
                 if fetched_to < limit:
-                    data = self._fetch(fetched_to, limit)
-                    note(fetched_to, data)
-                    buf += data
-                    fetched_to = limit
-                if overlap is not None or want >= end:
-                    limit = min(end, want + (overlap or 0))
-                    if fetched_to >= limit:
+                    fetch(limit)
+            elif want < end:
+                # The window ends just after the first newline at or past `want` (one may be fetched already).
+                nl, at_ = -1, tail_at
+                for piece in pieces:  # searched piece by piece: no copy of the window just to find its edge
+                    if at_ + len(piece) > want and (found := piece.find(b"\n", max(want - at_, 0))) >= 0:
+                        nl = at_ + found - tail_at
                         break
-                    continue
-                nl = buf.find(b"\n", edge - buf_at)
-                if nl >= 0:
-                    edge = limit = buf_at + nl + 1
-                    break
-                if fetched_to >= end:
-                    edge = limit = end
-                    break
-                limit = min(end, fetched_to + (1 << 20))  # a long line: read on until it ends
-                edge = limit
-            view = bytes(buf[: limit - buf_at])
-            self._window = (buf_at, view)
+                    at_ += len(piece)
+                step = _FIRST_STEP
+                while nl < 0 and fetched_to < end:
+                    data = fetch(min(fetched_to + step, end))
+                    step = min(step * 2, _PIECE)
+                    at = data.find(b"\n")
+                    nl = -1 if at < 0 else fetched_to - len(data) + at - tail_at
+                edge = limit = end if nl < 0 else tail_at + nl + 1
+            window = b"".join(pieces)
+            del pieces[:]
+            self._window = (tail_at, window)
             last_end = edge
             try:
-                for s, e, raw, groups in rx.finditer(view, pos - buf_at, limit - buf_at, deadline):
-                    if s + buf_at >= edge and edge < end:
+                for s, e, raw, groups in rx.finditer(window, pos - tail_at, limit - tail_at, deadline):
+                    if s + tail_at >= edge and edge < end:
                         break
-                    last_end = max(last_end, e + buf_at)
-                    yield s + buf_at, e + buf_at, raw, groups
+                    last_end = max(last_end, e + tail_at)
+                    yield s + tail_at, e + tail_at, raw, groups
             finally:
                 self._window = None
             pos = max(edge, last_end)
-            keep = max(pos - buf_at - _BEHIND, 0)
-            del buf[:keep]
-            buf_at += keep
+            keep = max(pos - _BEHIND, tail_at)
+            pieces.append(window[keep - tail_at:])  # what comes before the next window, and what was read past it
+            tail_at = keep
+            del window
 
     def _read_back(self, lo: int, start: int) -> bytes:
         """The bytes from the last newline before ``start`` (at most back to ``lo``), for lookbehinds and ``\\b``."""

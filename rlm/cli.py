@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
+from rlm._remote import is_url
 from rlm._supervise import supervise
 from rlm.errors import ConfigError, ContextAccessError, RLMError, RunInterrupted, TaskError
 from rlm.guards import GuardConfig, Run
@@ -145,6 +146,21 @@ def _list_tasks() -> str:
             lines.append(f"    {info.summary}")
     lines += [f"(failed to import {module}: {error})" for module, error in discovery.broken.items()]
     return "\n".join(lines)
+
+
+def _check_url(url: str) -> None:
+    """An object, prefix or glob in storage: listed now, so that a missing bucket or key, denied access or
+    missing credentials (or the missing extra) stop the run before any work, in one line."""
+    from rlm.context_access import open_context
+
+    try:
+        context = open_context([url])
+    except ContextAccessError as exc:
+        _fail(str(exc))
+    context.close()
+    if context.skipped:
+        print(f"{_prog()}: warning: left out {len(context.skipped)} binary or compressed object(s) of {url}.",
+              file=sys.stderr)
 
 
 def _check_file(path: Path, allow_binary: bool, *, stdin: bool = False) -> None:
@@ -320,7 +336,7 @@ def _main(argv: Sequence[str] | None) -> int:
         _fail("'-' (standard input) cannot be combined with other files")
     for given in args.file:  # bad input is reported before anything else is done
         if given != "-":
-            _check_file(Path(given), args.allow_binary)
+            _check_url(given) if is_url(given) else _check_file(Path(given), args.allow_binary)
     task = load_task(args.task)
     params = _check_params(task, args.param)
     _check_rules(task, strict=args.strict)
@@ -339,11 +355,11 @@ def _main(argv: Sequence[str] | None) -> int:
             _fail(problem)
     config = _resolve_model(config)
     stdin_file: Path | None = None
-    paths = [Path(f) for f in args.file]
+    paths: list[Any] = [f if is_url(f) else Path(f) for f in args.file]  # a URL stays a str, in a list
     if args.file == ["-"]:
         stdin_file = _stdin_to_file()
         paths = [stdin_file]
-    source: Any = paths[0] if len(paths) == 1 else paths
+    source: Any = paths[0] if len(paths) == 1 and isinstance(paths[0], Path) else paths
     if stdin_file is not None:  # cited as <stdin>, not as a temporary file that is gone after the run
         from rlm.context_access import open_context
 
@@ -473,7 +489,8 @@ def _resume_from(args: argparse.Namespace, task: TaskInfo) -> None:
     halted = _halted_run(trace, task)
     if halted is None:
         _fail(f"{trace} holds no halted run of task {task.name} to resume.")
-    changed = _changes(halted, task, [Path(f) for f in args.file] if len(args.file) > 1 else Path(args.file[0]))
+    changed = _changes(halted, task, [f if is_url(f) else Path(f) for f in args.file]
+                       if len(args.file) > 1 or is_url(args.file[0]) else Path(args.file[0]))
     if changed:
         _fail(f"Refusing to resume run {halted.run_id}: {' and '.join(changed)} changed since it ran. "
               "Run without --resume to start afresh (unchanged calls still replay from the cache).")
