@@ -184,6 +184,8 @@ def list_objects(urls: list[str], *, order: Callable[[list[str]], list[str]],
                     objects.append(RemoteObject(fs, listed))
         except ContextAccessError:
             raise
+        except ImportError as exc:  # gs://, az://... need their own fsspec backend; fsspec's message names it
+            raise ContextAccessError(f"Cannot read {shown(url)}: {exc}.") from exc
         except Exception as exc:
             raise _why(fs if "fs" in locals() else None, url, exc) from exc
     return objects, skipped
