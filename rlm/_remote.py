@@ -15,6 +15,7 @@ rlm adds no setting of its own.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import re
 import re._constants as _sre_const  # type: ignore[import-not-found]
@@ -22,6 +23,7 @@ import re._parser as _sre_parse  # type: ignore[import-not-found]
 import threading
 import time
 from collections.abc import Callable, Generator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -39,13 +41,15 @@ _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _GLOB_CHARS = set("*?[")
 #: Random reads (slices, lines, chunks) go through fsspec's block cache: this many blocks of this size per object.
 _CACHE_BLOCK = 256 << 10
-_CACHE_BLOCKS = 8
+_CACHE_BLOCKS = 4
+#: A search's first window: small, so that a first hit comes fast; windows then double up to _WINDOW.
+_FIRST_WINDOW = 256 << 10
 #: A search streams windows of this size (each ends just after a newline, or overlaps by the pattern's width).
 _WINDOW = 8 << 20
 #: Line numbers over an object are counted per block of this size; a search fills the counts as it streams.
 LINE_BLOCK = 1 << 20
 #: A window is fetched in ranges of at most this size; a line that runs past it, in ranges from the smaller size.
-_PIECE, _FIRST_STEP = 2 << 20, 64 << 10
+_PIECE, _FIRST_STEP = 8 << 20, 64 << 10
 #: Bytes before a window that lookbehinds and ``\\b`` may see (a window starts at a line start otherwise).
 _BEHIND = 64 << 10
 _SNIFF_BYTES = 8192
@@ -345,58 +349,78 @@ class RemoteObject:
         tail_at = start - len(tail)  # object offset of the first byte held
         pieces = [tail]
         fetched_to = pos = start
+        size = _FIRST_WINDOW
+        ahead: list[tuple[int, Future[bytes]]] = []  # the next range, fetched while this window is searched
 
-        def fetch(to: int) -> bytes:
+        def fetch(to: int) -> None:
             nonlocal fetched_to
-            data = self._fetch(fetched_to, to)
-            note(fetched_to, data)
-            pieces.append(data)
-            fetched_to = to
-            return data
+            if ahead:
+                at, future = ahead.pop()
+                if at == fetched_to:  # always so: reads are consecutive
+                    data = future.result()
+                    note(fetched_to, data)
+                    pieces.append(data)
+                    fetched_to += len(data)
+            if fetched_to < to:
+                data = self._fetch(fetched_to, to)
+                note(fetched_to, data)
+                pieces.append(data)
+                fetched_to = to
 
-        while pos < end:
-            if deadline is not None and time.monotonic() >= deadline:
-                raise SearchDeadline
-            want = min(pos + _WINDOW, end)
-            while fetched_to < want:
-                fetch(min(fetched_to + _PIECE, want))
-            edge = limit = want
-            if overlap is not None:
-                limit = min(end, want + overlap)
-                if fetched_to < limit:
-                    fetch(limit)
-            elif want < end:
-                # The window ends just after the first newline at or past `want` (one may be fetched already).
-                nl, at_ = -1, tail_at
-                for piece in pieces:  # searched piece by piece: no copy of the window just to find its edge
-                    if at_ + len(piece) > want and (found := piece.find(b"\n", max(want - at_, 0))) >= 0:
-                        nl = at_ + found - tail_at
-                        break
-                    at_ += len(piece)
-                step = _FIRST_STEP
-                while nl < 0 and fetched_to < end:
-                    data = fetch(min(fetched_to + step, end))
-                    step = min(step * 2, _PIECE)
-                    at = data.find(b"\n")
-                    nl = -1 if at < 0 else fetched_to - len(data) + at - tail_at
-                edge = limit = end if nl < 0 else tail_at + nl + 1
-            window = b"".join(pieces)
-            del pieces[:]
-            self._window = (tail_at, window)
-            last_end = edge
-            try:
-                for s, e, raw, groups in rx.finditer(window, pos - tail_at, limit - tail_at, deadline):
-                    if s + tail_at >= edge and edge < end:
-                        break
-                    last_end = max(last_end, e + tail_at)
-                    yield s + tail_at, e + tail_at, raw, groups
-            finally:
-                self._window = None
-            pos = max(edge, last_end)
-            keep = max(pos - _BEHIND, tail_at)
-            pieces.append(window[keep - tail_at:])  # what comes before the next window, and what was read past it
-            tail_at = keep
-            del window
+        def newline_after(offset: int) -> int:
+            """The object offset of the first newline at or past ``offset`` in what is held, or -1."""
+            at = tail_at
+            for piece in pieces:  # piece by piece: no copy of the window just to find its edge
+                if at + len(piece) > offset and (found := piece.find(b"\n", max(offset - at, 0))) >= 0:
+                    return at + found
+                at += len(piece)
+            return -1
+
+        try:
+            while pos < end:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise SearchDeadline
+                want = min(pos + size, end)
+                while fetched_to < want:
+                    fetch(min(fetched_to + _PIECE, want))
+                edge = limit = want
+                if overlap is not None:
+                    limit = min(end, want + overlap)
+                    if fetched_to < limit:
+                        fetch(limit)
+                elif want < end:
+                    # The window ends just after the first newline at or past `want` (it may be held already).
+                    nl = newline_after(want)
+                    step = _FIRST_STEP
+                    while nl < 0 and fetched_to < end:
+                        before = fetched_to
+                        fetch(min(fetched_to + step, end))
+                        step = min(step * 2, _PIECE)
+                        nl = newline_after(before)
+                    edge = limit = end if nl < 0 else nl + 1
+                size = min(size * 2, _WINDOW)
+                if fetched_to < end:
+                    ahead.append((fetched_to, _prefetch(self._fetch, fetched_to, min(end, fetched_to + size))))
+                window = b"".join(pieces)
+                del pieces[:]
+                self._window = (tail_at, window)
+                last_end = edge
+                try:
+                    for s, e, raw, groups in rx.finditer(window, pos - tail_at, limit - tail_at, deadline):
+                        if s + tail_at >= edge and edge < end:
+                            break
+                        last_end = max(last_end, e + tail_at)
+                        yield s + tail_at, e + tail_at, raw, groups
+                finally:
+                    self._window = None
+                pos = max(edge, last_end)
+                keep = max(pos - _BEHIND, tail_at)
+                pieces.append(window[keep - tail_at:])  # what comes before the next window, and what was read past it
+                tail_at = keep
+                del window
+        finally:
+            for _, future in ahead:
+                future.cancel()  # one range at most is fetched for nothing when a search stops early
 
     def _read_back(self, lo: int, start: int) -> bytes:
         """The bytes from the last newline before ``start`` (at most back to ``lo``), for lookbehinds and ``\\b``."""
@@ -407,6 +431,19 @@ class RemoteObject:
         if nl >= 0 or start - len(before) <= lo:
             return before[nl:] if nl >= 0 else before
         return self._fetch(lo, start)
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _prefetch(fetch: Callable[[int, int], bytes], start: int, end: int) -> Future[bytes]:
+    """``fetch(start, end)`` on a worker thread, in this run's context (its deadline, its retries)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="rlm-prefetch")
+    return _pool.submit(contextvars.copy_context().run, fetch, start, end)
 
 
 def window_plan(pattern: str, flags: int) -> int | None:

@@ -414,8 +414,15 @@ class _ObjectPart(_Part):
 
     @contextlib.contextmanager
     def use(self) -> Iterator[str | mmap.mmap | None]:
-        self._owner._check_open()
-        yield None  # nothing to map: every read below goes to the object by range
+        """Nothing to map (every read goes to the object by range), but the context's limit of open parts
+        bounds the block caches too: the least recently read object's cache is dropped to read another."""
+        owner = self._owner
+        with owner._files_lock:
+            owner._check_open()
+            owner._recent[id(self)] = self
+            owner._recent.move_to_end(id(self))
+            owner._evict()
+        yield None
 
     def close(self) -> bool:
         self.object.close()
@@ -425,20 +432,22 @@ class _ObjectPart(_Part):
         start, end = self.start + lo, self.start + hi
         if hi <= lo:
             return Chunk("", start, max(start, end), (), self.file, self.start)
-        self._owner._check_open()
-        return _chunk_of(self.object.read(lo, hi), start, end, self.file, self.start)
+        with self.use():
+            return _chunk_of(self.object.read(lo, hi), start, end, self.file, self.start)
 
     def find_newline(self, lo: int, hi: int, *, last: bool = False) -> int:
         if hi <= lo:
             return -1
-        piece = self.object.read(lo, hi)
+        with self.use():
+            piece = self.object.read(lo, hi)
         at = piece.rfind(b"\n") if last else piece.find(b"\n")
         return -1 if at < 0 else lo + at
 
     def snap(self, pos: int, forward: bool) -> int:
         if pos <= 0 or pos >= self.length:
             return pos
-        near = self.object.read(pos - 3, pos + 4)  # a character is at most 4 bytes
+        with self.use():
+            near = self.object.read(pos - 3, pos + 4)  # a character is at most 4 bytes
         at = min(pos, 3)
         for _ in range(3):
             if pos <= 0 or pos >= self.length or not 0 <= at < len(near) or (near[at] & 0xC0) != 0x80:

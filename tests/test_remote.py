@@ -294,9 +294,11 @@ def test_the_trace_names_the_urls(logs: tuple[str, Path], tmp_path: Path) -> Non
     assert SECRET not in trace.read_text()
 
 
-def test_a_network_failure_mid_scan_ends_the_run_partial_with_published_results_kept(objects: _Objects) -> None:
-    url = objects.url("app.log")
-    objects.fail_after = 5000  # two ranges are served, every later request fails
+def test_a_network_failure_mid_scan_ends_the_run_partial_with_published_results_kept(
+        objects: _Objects, tmp_path: Path) -> None:
+    (tmp_path / "long.log").write_bytes(_log(12000, 3))  # longer than a search's first window
+    objects.files["long.log"] = tmp_path / "long.log"
+    objects.fail_after = 300_000  # the first window (256 KiB and on to a newline) is served, then every request fails
 
     def task(ctx: Any) -> list[int]:
         seen = publish("lines", [])
@@ -304,18 +306,12 @@ def test_a_network_failure_mid_scan_ends_the_run_partial_with_published_results_
             seen.append(m.line)
         return seen
 
-    import rlm._remote as remote
-
-    window = remote._WINDOW
-    remote._WINDOW = 4096  # several windows in a small object
-    try:
-        started = time.monotonic()
-        result = run_task(task, [url], GuardConfig(dry_run=True, max_runtime_seconds=1.0))
-    finally:
-        remote._WINDOW = window
+    started = time.monotonic()
+    result = run_task(task, [objects.url("long.log")], GuardConfig(dry_run=True, max_runtime_seconds=1.0))
     assert result["status"] == "partial"
-    assert result["result"]["lines"][:2] == [51, 104]
-    assert "app.log failed" in result["error"] and "retried" in result["error"]
+    lines = result["result"]["lines"]
+    assert lines[:2] == [51, 104] and len(lines) < 12000 // 53
+    assert "long.log failed" in result["error"] and "retried" in result["error"]
     assert time.monotonic() - started < 3
 
 
