@@ -202,7 +202,8 @@ def test_a_glob_and_a_list_of_objects_are_one_context(logs: tuple[str, Path]) ->
 def test_find_errors_in_log_finds_what_the_local_copy_finds_citing_object_urls(
         logs: tuple[str, Path], llm: Any, cli: Any) -> None:
     bucket, local_dir = logs
-    remote = cli(f"s3://{bucket}/logs/", "--task", "find_errors_in_log", "--compact")
+    report = local_dir.parent / "report.html"
+    remote = cli(f"s3://{bucket}/logs/", "--task", "find_errors_in_log", "--compact", "--report", str(report))
     local = cli("logs", "--task", "find_errors_in_log", "--compact", cwd=local_dir.parent)
     assert remote.code == local.code == 0, remote.stderr
     assert "left out 1 binary or compressed object" in remote.stderr
@@ -214,7 +215,8 @@ def test_find_errors_in_log_finds_what_the_local_copy_finds_citing_object_urls(
 
     assert cited(remote, f"s3://{bucket}/") == cited(local, "")
     assert f"s3://{bucket}/logs/app.log.2" in remote.stdout
-    assert SECRET not in remote.stdout + remote.stderr
+    assert f"s3://{bucket}/logs/app.log.2" in report.read_text()  # the audit report names the objects
+    assert SECRET not in remote.stdout + remote.stderr + report.read_text()
 
 
 def test_a_full_scan_fetches_each_byte_about_once(objects: _Objects) -> None:
