@@ -49,7 +49,7 @@ def _log(n: int, seed: int) -> bytes:
     return "".join(lines).encode()
 
 
-FILES = {"app.log": _log(3000, 3), "app.log.1": _log(2500, 2), "app.log.2": _log(2000, 1)}
+FILES = {"app.log": _log(3000, 3), "app.log.1": _log(2500, 2), "app.log.2": _log(2000, 1), "empty.log": b""}
 
 
 @pytest.fixture
@@ -169,6 +169,9 @@ def _same(remote: Any, local: Any, prefix: str, where: str) -> None:
     for pattern in [r"ERROR[^\n]*", r"(?i)[^\n]*\b(?:error|fatal)\b[^\n]*", r"after (\d+) ms", r"^2026",
                     r"(?m)^[ \t]+at .*$", r"crashed\n  at", r"(?<=shard-)\d", "ERROR|FATAL", r"ü"]:
         assert _hits(remote, pattern) == _hits(local, pattern), pattern
+    for lo, hi in ((10, 5000), (1234, 150_000), (len(local) // 2 + 7, len(local) - 3)):  # ranges cut lines
+        assert [(m.span, m.line, str(m.text)) for m in context_search(remote, r"[^\n]*ERROR\b", None, start=lo, end=hi)] \
+            == [(m.span, m.line, str(m.text)) for m in context_search(local, r"[^\n]*ERROR\b", None, start=lo, end=hi)]
     assert [(c.span, str(c)) for c in context_chunks(remote, 3000, 100)] == \
         [(c.span, str(c)) for c in context_chunks(local, 3000, 100)]
     for pos in (0, 17, len(local) // 3, len(local) - 1):
@@ -181,7 +184,7 @@ def test_a_prefix_is_one_context_equal_to_the_same_files_read_locally(logs: tupl
     bucket, local_dir = logs
     with open_context([f"s3://{bucket}/logs/"]) as remote, open_context(local_dir) as local:
         assert remote.files == [f"s3://{bucket}/logs/app.log.2", f"s3://{bucket}/logs/app.log.1",
-                                f"s3://{bucket}/logs/app.log"]  # rotated logs oldest first
+                                f"s3://{bucket}/logs/app.log", f"s3://{bucket}/logs/empty.log"]  # oldest first
         assert remote.skipped == [f"s3://{bucket}/logs/old.log.gz"]
         _same(remote, local, f"s3://{bucket}/logs/", local.files[0].rsplit("/", 1)[0] + "/")
         hit = context_search(remote, "FATAL", 1)[0]
