@@ -29,6 +29,7 @@ from rlm.context_access import (
 )
 from rlm.errors import ContextAccessError
 from rlm.guards import GuardConfig
+from rlm.loopback import Reply
 from rlm.runtime import publish, run_task
 
 pytest.importorskip("s3fs", reason='the remote tests need pip install "rlm[remote]"')
@@ -364,3 +365,19 @@ def test_importing_rlm_imports_no_storage_library() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
     assert out.stdout.strip() == "[]"
+
+
+def test_resume_accepts_the_same_objects_and_refuses_changed_ones(
+        logs: tuple[str, Path], aws: Any, llm: Any, cli: Any, tmp_path: Path) -> None:
+    bucket, _ = logs
+    url = f"s3://{bucket}/logs/app.log*"
+    llm.responder = lambda body: Reply('{"severity": "critical", "summary": "It broke."}', prompt_tokens=1500,
+                                       completion_tokens=1000)
+    halt = ("--task", "find_errors_in_log", "--cost", "0.001", "--workers", "1", "--compact", "--trace")
+    assert cli(url, *halt, str(tmp_path / "t1.jsonl")).code == 3  # the cost limit halts it: partial
+    resumed = cli(url, "--task", "find_errors_in_log", "--cost", "0.01", "--resume", str(tmp_path / "t1.jsonl"))
+    assert resumed.code == 0 and "resuming run" in resumed.stderr, resumed.stderr
+    assert cli(url, "--no-cache", *halt, str(tmp_path / "t2.jsonl")).code == 3  # not answered from the cache
+    aws.put_object(Bucket=bucket, Key="logs/app.log", Body=FILES["app.log"] + b"ERROR one more\n")
+    refused = cli(url, "--task", "find_errors_in_log", "--resume", str(tmp_path / "t2.jsonl"))
+    assert refused.code == 2 and "the input changed" in refused.stderr
