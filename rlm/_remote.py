@@ -30,7 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from rlm._regex import Hit, SearchDeadline, Searcher
 from rlm._scope import current_scope
-from rlm.errors import ContextAccessError
+from rlm.errors import ContextAccessError, RemoteInputError
 
 __all__ = ["RemoteObject", "is_url", "list_objects", "bytes_fetched", "window_plan", "EXTRA", "LINE_BLOCK"]
 
@@ -89,7 +89,7 @@ def _fsspec() -> Any:
     try:
         import fsspec
     except ImportError as exc:
-        raise ContextAccessError(f"Reading URLs needs the remote extra: {EXTRA}.") from exc
+        raise RemoteInputError(f"Reading URLs needs the remote extra: {EXTRA}.", reason="no_extra", url="") from exc
     return fsspec
 
 
@@ -118,22 +118,25 @@ def _listed(fs: Any, protocol: str, info: dict[str, Any]) -> _Listed:
                    _fact(info, "lastmodified", "last_modified", "last-modified", "updated", "mtime", "created"))
 
 
-def _fail(url: str, exc: BaseException) -> ContextAccessError:
+def _fail(url: str, exc: BaseException) -> RemoteInputError:
     """One line saying what went wrong with ``url`` and what to do (the cause's text may hold secrets: left out)."""
     where = shown(url)
     kind = type(exc).__name__
     if kind in ("NoCredentialsError", "PartialCredentialsError", "NoAuthTokenError", "DefaultCredentialsError"):
-        return ContextAccessError(f"No credentials to read {where}: set the backend's usual variables (for S3, "
-                                  "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE).")
+        return RemoteInputError(f"No credentials to read {where}: set the backend's usual variables (for S3, "
+                                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE).",
+                                reason="no_credentials", url=where)
     status = getattr(exc, "status", None) or getattr(exc.__cause__, "status", None)
     if isinstance(exc, PermissionError) or status in (401, 403):
-        return ContextAccessError(f"Access denied to {where}: check the credentials and that they may read it.")
+        return RemoteInputError(f"Access denied to {where}: check the credentials and that they may read it.",
+                                reason="access_denied", url=where)
     if isinstance(exc, FileNotFoundError) or status == 404:
-        return ContextAccessError(f"No such object, prefix or bucket: {where}. Check the URL (and AWS_ENDPOINT_URL "
-                                  "for an S3-compatible store).")
-    if isinstance(exc, ContextAccessError):
+        return RemoteInputError(f"No such object, prefix or bucket: {where}. Check the URL (and AWS_ENDPOINT_URL "
+                                "for an S3-compatible store).", reason="not_found", url=where)
+    if isinstance(exc, RemoteInputError):
         return exc
-    return ContextAccessError(f"Cannot read {where}: {kind}. Check the URL, the endpoint and the network.")
+    return RemoteInputError(f"Cannot read {where}: {kind}. Check the URL, the endpoint and the network.",
+                            reason="unreachable", url=where)
 
 
 def _permanent(exc: BaseException) -> bool:
@@ -164,7 +167,8 @@ def list_objects(urls: list[str], *, order: Callable[[list[str]], list[str]],
             if _GLOB_CHARS & set(urlsplit(url).path) and protocol not in ("http", "https"):
                 found = [_listed(fs, protocol, i) for i in fs.glob(path, detail=True).values() if i["type"] == "file"]
                 if not found:
-                    raise ContextAccessError(f"The pattern {shown(url)} matches no objects.")
+                    raise RemoteInputError(f"The pattern {shown(url)} matches no objects.", reason="empty",
+                                           url=shown(url))
             else:
                 info = fs.info(path)
                 if info.get("type") == "directory":
@@ -173,7 +177,8 @@ def list_objects(urls: list[str], *, order: Callable[[list[str]], list[str]],
                              if i.get("type") == "file"
                              and not any(p.startswith(".") for p in name[len(root):].split("/"))]
                     if not found:
-                        raise ContextAccessError(f"The prefix {shown(url)} holds no objects.")
+                        raise RemoteInputError(f"The prefix {shown(url)} holds no objects.", reason="empty",
+                                               url=shown(url))
                 else:
                     found = [_listed(fs, protocol, {**info, "name": url if protocol in ("http", "https")
                                                      else info.get("name", path)})]
@@ -189,13 +194,13 @@ def list_objects(urls: list[str], *, order: Callable[[list[str]], list[str]],
         except ContextAccessError:
             raise
         except ImportError as exc:  # gs://, az://... need their own fsspec backend; fsspec's message names it
-            raise ContextAccessError(f"Cannot read {shown(url)}: {exc}.") from exc
+            raise RemoteInputError(f"Cannot read {shown(url)}: {exc}.", reason="no_backend", url=shown(url)) from exc
         except Exception as exc:
             raise _why(fs if "fs" in locals() else None, url, exc) from exc
     return objects, skipped
 
 
-def _why(fs: Any, url: str, exc: BaseException) -> ContextAccessError:
+def _why(fs: Any, url: str, exc: BaseException) -> RemoteInputError:
     """A missing bucket and a missing key read differently, so say which one it is."""
     if getattr(exc.__cause__, "status", None) in (401, 403):
         return _fail(url, exc)
@@ -207,9 +212,10 @@ def _why(fs: Any, url: str, exc: BaseException) -> ContextAccessError:
         except Exception:
             exists = True
         if not exists:
-            return ContextAccessError(f"No such bucket: {bucket} (for {shown(url)}). Check the URL (and "
-                                      "AWS_ENDPOINT_URL for an S3-compatible store).")
-        return ContextAccessError(f"No such object or prefix: {shown(url)}. Check the key.")
+            return RemoteInputError(f"No such bucket: {bucket} (for {shown(url)}). Check the URL (and "
+                                    "AWS_ENDPOINT_URL for an S3-compatible store).", reason="no_bucket", url=shown(url))
+        return RemoteInputError(f"No such object or prefix: {shown(url)}. Check the key.", reason="not_found",
+                                url=shown(url))
     return _fail(url, exc)
 
 
@@ -272,8 +278,9 @@ class RemoteObject:
                             "the runtime limit; results published so far are kept. Check the network or endpoint."
                         ) from exc
                 elif tries >= _TRIES_OUTSIDE_A_RUN:
-                    raise ContextAccessError(f"Reading {self.name} failed {tries} times ({type(exc).__name__}); "
-                                             "check the network or the endpoint.") from exc
+                    raise RemoteInputError(f"Reading {self.name} failed {tries} times ({type(exc).__name__}); "
+                                           "check the network or the endpoint.", reason="network",
+                                           url=self.name) from exc
                 log.warning("reading %s bytes %d-%d failed (%s); retrying in %.2fs", self.name, start, end,
                             type(exc).__name__, delay)
                 time.sleep(delay)
@@ -281,8 +288,9 @@ class RemoteObject:
                 continue
             _count_fetched(len(data))
             if len(data) != end - start:
-                raise ContextAccessError(f"{self.name} returned {len(data)} bytes for a range of {end - start}: it "
-                                         "changed while it was being read. Analyse an object that is not rewritten.")
+                raise RemoteInputError(f"{self.name} returned {len(data)} bytes for a range of {end - start}: it "
+                                       "changed while it was being read, or its server ignores Range requests.",
+                                       reason="changed", url=self.name)
             return data
 
     def read(self, start: int, end: int) -> bytes:

@@ -27,7 +27,7 @@ from rlm.context_access import (
     context_slice,
     open_context,
 )
-from rlm.errors import ContextAccessError
+from rlm.errors import ContextAccessError, RemoteInputError
 from rlm.guards import GuardConfig
 from rlm.loopback import Reply
 from rlm.runtime import publish, run_task
@@ -345,6 +345,11 @@ def test_storage_errors_stop_the_command_line_before_any_work_in_one_line(
                 "no extra": 'pip install "rlm[remote]"'}[problem]
     assert expected in ran.stderr and len(ran.stderr.strip().splitlines()) == 1, ran.stderr
     assert SECRET not in ran.stderr
+    with pytest.raises(RemoteInputError) as raised:  # the library raises it, with its facts
+        open_context([url])
+    assert raised.value.reason == {"no bucket": "no_bucket", "no key": "not_found", "no credentials": "no_credentials",
+                                   "denied": "access_denied", "no extra": "no_extra"}[problem]
+    assert SECRET not in raised.value.url
 
 
 def test_a_pattern_that_could_match_across_window_edges_is_refused_over_objects(logs: tuple[str, Path]) -> None:
