@@ -4,7 +4,9 @@ A task receives a :class:`Context`, not a string. Text passed as ``str`` is
 kept in memory; a file is memory-mapped read-only, so a 20 GB log costs page
 cache, not heap; a directory, a glob or a list of files is one logical
 context over all of them, each file mapped only while it is read (at most
-64 at a time), so thousands of files cost what one does. Every function here
+64 at a time), so thousands of files cost what one does. An object in
+storage (``s3://``, ``https://``..., given in a list) is a file read by ranges
+through ``rlm._remote``, never held whole. Every function here
 returns bounded :class:`Chunk` pieces that remember their span (and file),
 and records the access on the context and on the current run's trace.
 
