@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-__all__ = ["SNIFF_BYTES", "FileKind", "sniff"]
+__all__ = ["SNIFF_BYTES", "FileKind", "kind_of", "sniff"]
 
 #: How many leading bytes are looked at.
 SNIFF_BYTES = 8192
@@ -41,8 +41,12 @@ def _compression(head: bytes) -> tuple[str, str] | None:
     return None
 
 
+def kind_of(head: bytes) -> FileKind:
+    """What a file's (or an object's) first bytes show."""
+    return FileKind(compressed=_compression(head), has_nul=b"\0" in head)
+
+
 def sniff(path: str | os.PathLike[str]) -> FileKind:
     """Read the first :data:`SNIFF_BYTES` bytes of ``path`` and say what they show; raises ``OSError``."""
     with open(path, "rb") as f:
-        head = f.read(SNIFF_BYTES)
-    return FileKind(compressed=_compression(head), has_nul=b"\0" in head)
+        return kind_of(f.read(SNIFF_BYTES))

@@ -208,6 +208,7 @@ class Searcher:
         source: str | bytes = pattern.encode("utf-8") if binary else pattern
         if binary:
             flags &= ~re.UNICODE
+        self.flags = flags  # as compiled: what a search streamed in windows needs to know of the pattern
         self._re: Any = re.compile(source, flags)  # validates: errors read as re's, whatever engine runs it
         self._regex: Any = _regex.compile(source, flags)
         self._re2: Any = None

@@ -31,8 +31,8 @@ class RunScope(Protocol):
         """Raise RuntimeLimitError when the deadline has passed or the run was stopped."""
         ...
 
-    def runtime_error(self) -> RuntimeLimitError:
-        """Mark the run stopped at its deadline and return the error that says so."""
+    def runtime_error(self, message: str | None = None) -> RuntimeLimitError:
+        """Mark the run stopped at its deadline and return the error that says so (``message`` says why)."""
         ...
 
     def record_access(self, *, context: str, function: str, start: int, end: int, returned: int,
@@ -64,9 +64,10 @@ class _Deadline:
         if time.monotonic() >= self._at:
             raise self.runtime_error()
 
-    def runtime_error(self) -> RuntimeLimitError:
-        return RuntimeLimitError(f"{self._what} took longer than the runtime limit of {self._seconds:g}s. Narrow "
-                                 "the input (fewer files) or raise --timeout.", limit_seconds=self._seconds)
+    def runtime_error(self, message: str | None = None) -> RuntimeLimitError:
+        return RuntimeLimitError(message or (
+            f"{self._what} took longer than the runtime limit of {self._seconds:g}s. Narrow the input (fewer files) "
+            "or raise --timeout."), limit_seconds=self._seconds)
 
     def record_access(self, **_: object) -> None:
         return None

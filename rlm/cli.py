@@ -38,6 +38,7 @@ from rlm._exits import (
     EXIT_SIGTERM,
     EXIT_USAGE,
 )
+from rlm._remote import is_url
 from rlm._supervise import supervise
 from rlm.cache import ResponseCache
 from rlm.errors import (
@@ -167,6 +168,21 @@ def _list_tasks() -> str:
             lines.append(f"    {info.summary}")
     lines += [f"(failed to import {module}: {error})" for module, error in discovery.broken.items()]
     return "\n".join(lines)
+
+
+def _check_url(url: str) -> None:
+    """An object, prefix or glob in storage: listed now, so that a missing bucket or key, denied access or
+    missing credentials (or the missing extra) stop the run before any work, in one line."""
+    from rlm.context_access import open_context
+
+    try:
+        context = open_context([url])
+    except ContextAccessError as exc:
+        _fail(str(exc))
+    context.close()
+    if context.skipped:
+        print(f"{_prog()}: warning: left out {len(context.skipped)} binary or compressed object(s) of {url}.",
+              file=sys.stderr)
 
 
 def _check_file(path: Path, allow_binary: bool, *, stdin: bool = False, limit: float = 60.0) -> None:
@@ -379,7 +395,7 @@ def _prepare(args: argparse.Namespace) -> tuple[TaskInfo, dict[str, Any]]:
     limit = runtime_limit(args.timeout)
     for given in args.file:  # bad input is reported before anything else is done
         if given != "-":
-            _check_file(Path(given), args.allow_binary, limit=limit)
+            _check_url(given) if is_url(given) else _check_file(Path(given), args.allow_binary, limit=limit)
     task = load_task(args.task)
     params = _check_params(task, args.param)
     _check_rules(task, strict=args.strict)
@@ -390,9 +406,9 @@ def _prepare(args: argparse.Namespace) -> tuple[TaskInfo, dict[str, Any]]:
 
 def _source(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> Any:
     """What the task reads: a path, a list of paths, or standard input spooled to a file (removed afterwards)."""
-    paths = [Path(f) for f in args.file]
+    paths: list[Any] = [f if is_url(f) else Path(f) for f in args.file]  # a URL stays a str, in a list
     if args.file != ["-"]:
-        return paths[0] if len(paths) == 1 else paths
+        return paths[0] if len(paths) == 1 and isinstance(paths[0], Path) else paths
     stdin_file = _stdin_to_file()
     cleanup.callback(stdin_file.unlink, missing_ok=True)
     from rlm.context_access import open_context
@@ -535,7 +551,8 @@ def _resume_from(args: argparse.Namespace, task: TaskInfo) -> None:
     halted = _halted_run(trace, task)
     if halted is None:
         _fail(f"{trace} holds no halted run of task {task.name} to resume.")
-    changed = _changes(halted, task, [Path(f) for f in args.file] if len(args.file) > 1 else Path(args.file[0]))
+    changed = _changes(halted, task, [f if is_url(f) else Path(f) for f in args.file]
+                       if len(args.file) > 1 or is_url(args.file[0]) else Path(args.file[0]))
     if changed:
         _fail(f"Refusing to resume run {halted.run_id}: {' and '.join(changed)} changed since it ran. "
               "Run without --resume to start afresh (unchanged calls still replay from the cache).")

@@ -4,7 +4,9 @@ A task receives a :class:`Context`, not a string. Text passed as ``str`` is
 kept in memory; a file is memory-mapped read-only, so a 20 GB log costs page
 cache, not heap; a directory, a glob or a list of files is one logical
 context over all of them, each file mapped only while it is read (at most
-64 at a time), so thousands of files cost what one does. Every function here
+64 at a time), so thousands of files cost what one does. An object in
+storage (``s3://``, ``https://``..., given in a list) is a file read by ranges
+through ``rlm._remote``, never held whole. Every function here
 returns bounded :class:`Chunk` pieces that remember their span (and file),
 and records the access on the context and on the current run's trace.
 
@@ -41,11 +43,12 @@ import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath, PurePosixPath
 from typing import Any, TypeVar, Union
 
-from rlm._files import sniff
-from rlm._regex import SearchDeadline, Searcher
+from rlm import _remote
+from rlm._files import kind_of, sniff
+from rlm._regex import Hit, SearchDeadline, Searcher
 from rlm._scope import current_scope
 from rlm.errors import ContextAccessError
 
@@ -217,6 +220,7 @@ class Location:
 
 
 ContextSource = Union[str, "os.PathLike[str]", "Context", Sequence["str | os.PathLike[str]"]]
+_P = TypeVar("_P", bound=PurePath)
 
 
 class _LineIndex:
@@ -227,8 +231,9 @@ class _LineIndex:
     bound a lookup further back to one block of counting.
     """
 
-    def __init__(self, count: Callable[[int, int], int]) -> None:
+    def __init__(self, count: Callable[[int, int], int], block: int = _LINE_BLOCK) -> None:
         self._count = count
+        self._block = block
         self._lock = threading.Lock()
         self._checkpoints = [0]  # newlines before k * _LINE_BLOCK, for every boundary passed so far
         self._cursor = (0, 0)  # (position, newlines before it)
@@ -237,15 +242,16 @@ class _LineIndex:
         with self._lock:
             cps = self._checkpoints
             cur_pos, lines = self._cursor
-            block = min(pos // _LINE_BLOCK, len(cps) - 1)
-            if pos < cur_pos or block * _LINE_BLOCK > cur_pos:
+            size = self._block
+            block = min(pos // size, len(cps) - 1)
+            if pos < cur_pos or block * size > cur_pos:
                 # Start from the nearest checkpoint at or before pos: backwards, or a jump forward
                 # over blocks already counted once. Any lookup then counts at most one new block.
-                cur_pos, lines = block * _LINE_BLOCK, cps[block]
-            while (boundary := (cur_pos // _LINE_BLOCK + 1) * _LINE_BLOCK) <= pos:
+                cur_pos, lines = block * size, cps[block]
+            while (boundary := (cur_pos // size + 1) * size) <= pos:
                 lines += self._count(cur_pos, boundary)
                 cur_pos = boundary
-                if boundary // _LINE_BLOCK == len(cps):
+                if boundary // size == len(cps):
                     cps.append(lines)
             lines += self._count(cur_pos, pos)
             self._cursor = (pos, lines)
@@ -373,6 +379,28 @@ class _Part:
                 pos += 1 if forward else -1
         return pos
 
+    @contextlib.contextmanager
+    def searching(self, rx: Searcher, lo: int, hi: int, deadline: float | None) -> Iterator[Iterator[Hit]]:
+        """The hits of ``rx`` in local ``[lo, hi)``, with the part kept readable while they are consumed."""
+        with self.use() as buf:
+            if buf is None:
+                yield iter(())
+                return
+            yield rx.finditer(buf, self.snap(lo, forward=False), self.snap(hi, forward=True), deadline)
+
+    def fingerprint_into(self, digest: Any) -> None:
+        """Feed what identifies this part's contents to a hash: text whole, a file by name, size, mtime and ends."""
+        if self.text is not None:
+            digest.update(self.text.encode("utf-8", errors="surrogatepass"))
+            return
+        assert self.path is not None
+        info = os.stat(self.path)
+        digest.update(f"{self.name}\0{self.length}\0{info.st_mtime_ns}\0".encode())
+        with self.use() as buf:
+            if isinstance(buf, mmap.mmap):
+                digest.update(buf[:_FINGERPRINT_BYTES])
+                digest.update(buf[max(self.length - _FINGERPRINT_BYTES, _FINGERPRINT_BYTES):])
+
     def _count_newlines(self, start: int, end: int) -> int:
         newline = self.newline
         run = current_scope()
@@ -390,6 +418,77 @@ class _Part:
                 if run is not None:
                     run.check_deadline()
             return total
+
+
+class _ObjectPart(_Part):
+    """One object in storage (s3://, https://...): read by ranges through rlm._remote, never mapped or held whole."""
+
+    __slots__ = ("object",)
+
+    def __init__(self, owner: Context, *, start: int, obj: _remote.RemoteObject) -> None:
+        super().__init__(owner, start=start, length=obj.size, name=obj.name, path=None)
+        self.object = obj
+        self.lines = _LineIndex(obj.count_newlines, _remote.LINE_BLOCK)
+
+    @property
+    def file(self) -> str | None:
+        return self.name
+
+    @contextlib.contextmanager
+    def use(self) -> Iterator[str | mmap.mmap | None]:
+        """Nothing to map (every read goes to the object by range), but the context's limit of open parts
+        bounds the block caches too: the least recently read object's cache is dropped to read another."""
+        owner = self._owner
+        with owner._files_lock:
+            owner._check_open()
+            owner._recent[id(self)] = self
+            owner._recent.move_to_end(id(self))
+            owner._evict()
+        yield None
+
+    def close(self) -> bool:
+        self.object.close()
+        return True
+
+    def read(self, lo: int, hi: int) -> Chunk:
+        start, end = self.start + lo, self.start + hi
+        if hi <= lo:
+            return Chunk("", start, max(start, end), (), self.file, self.start)
+        with self.use():
+            return _chunk_of(self.object.read(lo, hi), start, end, self.file, self.start)
+
+    def find_newline(self, lo: int, hi: int, *, last: bool = False) -> int:
+        if hi <= lo:
+            return -1
+        with self.use():
+            piece = self.object.read(lo, hi)
+        at = piece.rfind(b"\n") if last else piece.find(b"\n")
+        return -1 if at < 0 else lo + at
+
+    def snap(self, pos: int, forward: bool) -> int:
+        if pos <= 0 or pos >= self.length:
+            return pos
+        with self.use():
+            near = self.object.read(pos - 3, pos + 4)  # a character is at most 4 bytes
+        at = min(pos, 3)
+        for _ in range(3):
+            if pos <= 0 or pos >= self.length or not 0 <= at < len(near) or (near[at] & 0xC0) != 0x80:
+                break
+            pos += 1 if forward else -1
+            at += 1 if forward else -1
+        return pos
+
+    @contextlib.contextmanager
+    def searching(self, rx: Searcher, lo: int, hi: int, deadline: float | None) -> Iterator[Iterator[Hit]]:
+        self._owner._check_open()
+        hits = self.object.hits(rx, self.snap(lo, forward=False), self.snap(hi, forward=True), deadline)
+        try:
+            yield hits
+        finally:
+            hits.close()
+
+    def fingerprint_into(self, digest: Any) -> None:
+        digest.update(self.object.identity())  # ETag, size and modification time: no byte is fetched
 
 
 class Match(tuple):  # type: ignore[type-arg]
@@ -466,7 +565,8 @@ class Context:
     ``context_*`` functions instead. ``len(ctx)`` is its size in positions.
     """
 
-    def __init__(self, *, text: str | None = None, path: Path | None = None, paths: Sequence[Path] = (),
+    def __init__(self, *, text: str | None = None, path: Path | None = None,
+                 paths: Sequence[Path | _remote.RemoteObject] = (),
                  name: str | None = None, skipped: Sequence[str] = ()) -> None:
         self._files_lock = threading.Lock()
         self._recent: OrderedDict[int, _Part] = OrderedDict()  # mapped parts, least recently read first
@@ -479,6 +579,10 @@ class Context:
             files = [path] if path is not None else list(paths)
             offset = 0
             for file in _on_the_clock(files):
+                if isinstance(file, _remote.RemoteObject):
+                    self._parts.append(_ObjectPart(self, start=offset, obj=file))
+                    offset += file.size
+                    continue
                 size = os.stat(file).st_size
                 shown = name if name is not None and path is not None else _shown(file)  # e.g. "<stdin>"
                 self._parts.append(_Part(self, start=offset, length=size, name=shown, path=file))
@@ -500,12 +604,12 @@ class Context:
     @property
     def files(self) -> list[str]:
         """The files of the context, in order (empty for text)."""
-        return [p.name for p in self._parts if p.path is not None]
+        return [p.name for p in self._parts if p.file is not None]
 
     @property
     def file_spans(self) -> list[tuple[str, int, int]]:
         """``(file, start, end)`` of each file, in context offsets (empty for text)."""
-        return [(p.name, p.start, p.end) for p in self._parts if p.path is not None]
+        return [(p.name, p.start, p.end) for p in self._parts if p.file is not None]
 
     @property
     def closed(self) -> bool:
@@ -514,7 +618,8 @@ class Context:
     def describe(self) -> dict[str, object]:
         """A secret-free description for traces and summaries (with every file and where it starts)."""
         data: dict[str, object] = {"name": self.name, "length": self._length, "unit": self.unit,
-                                   "mapped": self.unit == "bytes"}
+                                   "mapped": self.unit == "bytes"
+                                   and not any(isinstance(p, _ObjectPart) for p in self._parts)}
         if self.path is not None:
             data["path"] = str(self.path.resolve())
         if len(self._parts) > 1 or self.path is None and self.unit == "bytes":
@@ -529,20 +634,11 @@ class Context:
 
         Text is hashed whole. A file is fingerprinted by its name, size, modification time and its first
         and last 8 KB (not every byte: hashing a 20 GB log, or a thousand files, would cost more than most
-        tasks).
+        tasks); an object in storage by its URL, size, ETag and modification time.
         """
         digest = hashlib.sha256()
         for part in _on_the_clock(self._parts):  # a thousand files cost a thousand opens
-            if part.text is not None:
-                digest.update(part.text.encode("utf-8", errors="surrogatepass"))
-                continue
-            assert part.path is not None
-            info = os.stat(part.path)
-            digest.update(f"{part.name}\0{part.length}\0{info.st_mtime_ns}\0".encode())
-            with part.use() as buf:
-                if isinstance(buf, mmap.mmap):
-                    digest.update(buf[:_FINGERPRINT_BYTES])
-                    digest.update(buf[max(part.length - _FINGERPRINT_BYTES, _FINGERPRINT_BYTES):])
+            part.fingerprint_into(digest)
         return digest.hexdigest()
 
     def locate(self, pos: int) -> Location:
@@ -675,7 +771,7 @@ def _shown(path: Path) -> str:
     return str(path) if relative.startswith(os.pardir) else relative
 
 
-def _natural(path: Path) -> list[object]:
+def _natural(path: PurePath) -> list[object]:
     """Sort key: digits compare as numbers (app.log.2 before app.log.10)."""
     return [int(piece) if piece.isdigit() else piece for piece in re.split(r"(\d+)", str(path))]
 
@@ -683,7 +779,7 @@ def _natural(path: Path) -> list[object]:
 _ROTATED = re.compile(r"^(?P<base>.+)\.(?P<n>\d+)$")
 
 
-def _in_order(paths: list[Path]) -> list[Path]:
+def _in_order(paths: list[_P]) -> list[_P]:
     """Files in reading order: natural name order, except that rotated logs come oldest first.
 
     logrotate names the live file ``app.log`` and its older generations ``app.log.1``, ``app.log.2``
@@ -692,7 +788,7 @@ def _in_order(paths: list[Path]) -> list[Path]:
     """
     present = set(paths)
 
-    def key(path: Path) -> tuple[list[object], int]:
+    def key(path: _P) -> tuple[list[object], int]:
         found = _ROTATED.match(path.name)
         if found and path.with_name(found["base"]) in present:
             return _natural(path.with_name(found["base"])), -int(found["n"])
@@ -729,6 +825,15 @@ def _inside(path: Path, root: Path) -> bool:
         return path.resolve().is_relative_to(root)
     except (OSError, RuntimeError):  # a link loop
         return False
+
+
+def _binary_head(head: bytes) -> bool:
+    return kind_of(head).binary
+
+
+def _keys_in_order(keys: list[str]) -> list[str]:
+    """Object keys in reading order: the rule for files (rotated logs oldest first)."""
+    return [str(p) for p in _in_order([PurePosixPath(k) for k in keys])]
 
 
 def _expand(source: Path) -> tuple[list[Path], list[str]]:
@@ -779,11 +884,18 @@ def open_context(source: ContextSource, *, name: str | None = None) -> Context:
     hidden ones and binary ones left out, in natural order), or a glob
     pattern (``Path("logs/app.log*")``). A list or tuple of paths is those
     files in that order (directories and globs in it expand in place).
+
+    Objects in storage are files too: a URL in the list (``["s3://bucket/logs/"]``, ``s3://``, ``gs://``,
+    ``az://``, ``https://``, any fsspec protocol) is an object, a prefix (every object under it) or a glob,
+    read by ranges and never held whole (needs ``pip install "rlm[remote]"``; see docs/remote.md). A lone
+    ``str`` stays text, so put a single URL in a list.
     """
     if isinstance(source, Context):
         return source
     if isinstance(source, str):
         return Context(text=source, name=name)
+    if isinstance(source, os.PathLike) and _remote.is_url(os.fspath(source)):
+        source = [os.fspath(source)]
     if isinstance(source, os.PathLike):
         path = Path(os.fspath(source))
         if path.is_dir() or (not path.exists() and _GLOB_CHARS & set(str(path))):
@@ -795,24 +907,29 @@ def open_context(source: ContextSource, *, name: str | None = None) -> Context:
             return Context(paths=[_file(f) for f in _on_the_clock(files)], name=name or str(path), skipped=skipped)
         return Context(path=_file(path), name=name)
     if isinstance(source, (list, tuple)):
-        files, skipped = _many(source)
-        if not files:
+        listed, skipped = _many(source)
+        if not listed:
             raise ContextAccessError("The list of files is empty; pass at least one file.")
-        if len(files) == 1 and not skipped:
-            return Context(path=files[0], name=name)
-        return Context(paths=files, name=name, skipped=skipped)
+        if len(listed) == 1 and not skipped and isinstance(listed[0], Path):
+            return Context(path=listed[0], name=name)
+        return Context(paths=listed, name=name, skipped=skipped)
     raise ContextAccessError(
         f"Cannot build a context from {type(source).__name__}; pass a str of text, a pathlib.Path (a file, a "
         "directory or a glob), a list of paths, or a Context."
     )
 
 
-def _many(sources: Iterable[object]) -> tuple[list[Path], list[str]]:
-    files: list[Path] = []
+def _many(sources: Iterable[object]) -> tuple[list[Path | _remote.RemoteObject], list[str]]:
+    files: list[Path | _remote.RemoteObject] = []
     skipped: list[str] = []
     for item in sources:
         if not isinstance(item, (str, os.PathLike)):
             raise ContextAccessError(f"A list of files must hold paths (got {type(item).__name__}).")
+        if _remote.is_url(os.fspath(item)):
+            objects, left_out = _remote.list_objects([os.fspath(item)], order=_keys_in_order, binary=_binary_head)
+            files += objects
+            skipped += left_out
+            continue
         path = Path(os.fspath(item))
         if path.is_dir() or (not path.exists() and _GLOB_CHARS & set(str(path))):
             more, left_out = _expand(path)
@@ -913,12 +1030,9 @@ def _scan(ctx: ContextSource, pattern: str | re.Pattern[str], flags: int, start:
     try:
         for part, a, b in spans:
             base = part.start
-            with part.use() as buf:
-                if buf is None:
-                    continue
-                a, b = part.snap(a, forward=False), part.snap(b, forward=True)
+            with part.searching(rx, a, b, deadline) as found:
                 # The hot loop of a large scan: Match(...) without the call overhead.
-                for s, e, raw, groups in rx.finditer(buf, a, b, deadline):
+                for s, e, raw, groups in found:
                     hits += 1
                     if not hits & 4095 and run is not None:
                         run.check_deadline()  # a consumer's slow loop still stops at the deadline

@@ -11,6 +11,7 @@ __all__ = [
     "RLMError",
     "ConfigError",
     "ContextAccessError",
+    "RemoteInputError",
     "GuardError",
     "CostLimitError",
     "TokenLimitError",
@@ -35,6 +36,21 @@ class ConfigError(RLMError, ValueError):
 
 class ContextAccessError(RLMError):
     """The context was reached the wrong way, or a search pattern was invalid."""
+
+
+class RemoteInputError(ContextAccessError):
+    """An object in storage (s3://, https://...) could not be listed or read.
+
+    ``reason`` is one of ``"no_extra"``, ``"no_backend"``, ``"no_bucket"``,
+    ``"not_found"``, ``"empty"``, ``"access_denied"``, ``"no_credentials"``,
+    ``"network"``, ``"changed"`` or ``"unreachable"``; ``url`` is the URL as
+    shown (no user, password or query).
+    """
+
+    def __init__(self, message: str, *, reason: str, url: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.url = url
 
 
 class GuardError(RLMError):

@@ -132,3 +132,19 @@ def small_disk(tmp_path: Path) -> Iterator[Callable[[int], Path]]:
     yield mount
     for where in reversed(mounted):
         subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """A real S3 API (moto's server mode) on 127.0.0.1, started once per session: its endpoint URL.
+
+    Tests point the standard AWS variables at it themselves (monkeypatch), as a user would for MinIO.
+    """
+    server_module = pytest.importorskip("moto.server", reason='the remote tests need pip install "moto[server]"')
+    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()

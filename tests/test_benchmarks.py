@@ -88,3 +88,10 @@ def test_example_tasks_benchmark(bench: Callable[..., str], tmp_path: Path) -> N
     for label in ("| log ", "| 3 files "):
         assert out.count(label) == 2  # both tasks, dry run and live
     assert "x grep (" in out and re.search(r"\| \d+ / \d+ ", out)
+
+
+def test_remote_scan_benchmark(bench: Callable[..., str], tmp_path: Path, s3_server: str) -> None:
+    pytest.importorskip("s3fs", reason='the remote benchmark needs pip install "rlm[remote]"')
+    out = bench("remote_scan.py", "--size", "2M", "--files", "3", "--dir", str(tmp_path), "--endpoint", s3_server)
+    assert "| s3:// (moto, 127.0.0.1)" in out and "wall-time ratio s3/local" in out
+    assert re.search(r"bytes fetched [\d,]+ for [\d,]+ object bytes \(1\.0\d\dx", out), out

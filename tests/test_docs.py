@@ -31,9 +31,28 @@ def test_there_are_docs_pages() -> None:
     assert {"api.md", "cli.md", "writing-tasks.md", "configuration.md", "benchmarks.md"} <= names
 
 
+def with_storage_if_named(page: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A page that reads s3://bucket/logs/ gets it: a real S3 API (moto) holding the example log, rotated."""
+    if "s3://bucket/" not in page.read_text(encoding="utf-8"):
+        return
+    endpoint = request.getfixturevalue("s3_server")
+    boto3 = pytest.importorskip("boto3")
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_ENDPOINT_URL": endpoint, "AWS_DEFAULT_REGION": "us-east-1",
+                        "AWS_EC2_METADATA_DISABLED": "true", "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+                        "AWS_CONFIG_FILE": os.devnull}.items():
+        monkeypatch.setenv(name, value)
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="bucket")
+    log = (ROOT / "examples" / "server.log").read_bytes()
+    for key in ("logs/app.log.2", "logs/app.log.1", "logs/app.log"):
+        s3.put_object(Bucket="bucket", Key=key, Body=log)
+
+
 @pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
-def test_the_python_blocks_of_each_page_run_in_order(page: Path, llm: LoopbackServer,
+def test_the_python_blocks_of_each_page_run_in_order(page: Path, llm: LoopbackServer, request: pytest.FixtureRequest,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    with_storage_if_named(page, request, monkeypatch)
     monkeypatch.chdir(ROOT)
     llm.responder = answer
     code = blocks("python", page.read_text(encoding="utf-8"))
@@ -47,13 +66,14 @@ def test_the_python_blocks_of_each_page_run_in_order(page: Path, llm: LoopbackSe
 
 @pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
 def test_the_commands_of_each_page_run_in_order(page: Path, llm: LoopbackServer, tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch,
+                                                monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     """Each rlm command line in a ```bash block, in order, in a scratch directory that sees the repository's files
     (so a trace written by one command is there for the next), exiting as its `# exits N` comment says (else 0)."""
     commands = shell_commands(page.read_text(encoding="utf-8"))
     if not commands:
         pytest.skip(f"docs/{page.name} has no rlm command")
+    with_storage_if_named(page, request, monkeypatch)
     for entry in os.listdir(ROOT):
         if not entry.startswith("."):
             (tmp_path / entry).symlink_to(ROOT / entry)
