@@ -477,6 +477,8 @@ class _Tools:
     def prepare_run(self, path: str, task: str, params: dict[str, Any] | None, cost: float | None,
                     timeout: float | None, dry_run: bool) -> tuple[_Run, _RunEntry]:
         """Everything that can be refused before a run: the input, the task, its parameters, the budget."""
+        from rlm.context_access import open_context
+        from rlm.guards import GuardConfig
         from rlm.runtime import bind_params
         from rlm.tasks import load_task
 
@@ -501,27 +503,33 @@ class _Tools:
             info = load_task(task, cwd=self.settings.roots[0])
         params = dict(params or {})
         bind_params(info.function, params)
+        warnings = self._warnings(info.function)
         limit = min(timeout or self.settings.run_timeout_seconds, self.settings.run_timeout_seconds)
-        from rlm.guards import GuardConfig
-
-        wanted = Decimal(str(cost)) if cost is not None else self.settings.session_budget_usd
-        entry = self.session.reserve(wanted, task=task, path=path, dry_run=dry_run)
-        left = self.session.remaining()
-        # A dry run reserves nothing; its worst case is compared with what a real run could spend.
-        budget = entry.reserved if not dry_run else (min(wanted, left) if left > 0 else wanted)
-        self.settings.trace_dir.mkdir(parents=True, exist_ok=True)
         knobs: dict[str, Any] = {k: v for k, v in (("max_tokens_per_subcall", self.settings.max_tokens_per_subcall),
                                                    ("max_output_tokens", self.settings.max_output_tokens),
                                                    ("max_workers", self.settings.max_workers)) if v is not None}
+        wanted = Decimal(str(cost)) if cost is not None else self.settings.session_budget_usd
+        # The run reads the very context checked here: every file of a folder or glob lies under a root.
+        context = open_context(resolved, name=path)
+        entry: _RunEntry | None = None
         try:
+            _check_files(context, path, self.settings)
+            entry = self.session.reserve(wanted, task=task, path=path, dry_run=dry_run)
+            left = self.session.remaining()
+            # A dry run reserves nothing; its worst case is compared with what a real run could spend.
+            budget = entry.reserved if not dry_run else (min(wanted, left) if left > 0 else wanted)
+            self.settings.trace_dir.mkdir(parents=True, exist_ok=True)
             config = GuardConfig(
                 max_cost=float(budget), max_runtime_seconds=limit, model=self.settings.model,
                 trace_path=str(self.settings.trace_dir / f"{entry.run_id}.jsonl"), dry_run=dry_run,
                 cache=self.settings.cache and not dry_run, **knobs)
         except BaseException:
-            self.session.settle(entry, Decimal(0), "refused")
+            if entry is not None:
+                self.session.settle(entry, Decimal(0), "refused")
+                entry.done.set()
+            context.close()
             raise
-        return _Run(info.function, resolved, config, params, self._warnings(info.function)), entry
+        return _Run(info.function, context, config, params, warnings), entry
 
     def _warnings(self, function: Callable[..., Any]) -> list[str]:
         """The checker's findings on the task, as the command line warns about them (at most five)."""
@@ -555,8 +563,10 @@ class _Tools:
         result: dict[str, Any] = {"status": "error", "result": None, "error": "the run did not start",
                                   "budget_summary": None}
         try:
-            result = run_task(registered, prepared.path, prepared.config, params=prepared.params)
+            result = run_task(registered, prepared.context, prepared.config, params=prepared.params)
         finally:
+            with contextlib.suppress(BufferError):  # a task abandoned at its deadline may still be reading
+                prepared.context.close()
             summary = result.get("budget_summary") or {}
             spent = Decimal(str(summary.get("total_cost_usd") or 0))
             self.session.settle(entry, spent, str(result.get("status")))
@@ -622,7 +632,7 @@ class _Tools:
 @dataclass(frozen=True)
 class _Run:
     function: Callable[..., Any]
-    path: Path
+    context: Context
     config: GuardConfig
     params: dict[str, Any]
     warnings: list[str]
