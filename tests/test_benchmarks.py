@@ -88,3 +88,9 @@ def test_example_tasks_benchmark(bench: Callable[..., str], tmp_path: Path) -> N
     for label in ("| log ", "| 3 files "):
         assert out.count(label) == 2  # both tasks, dry run and live
     assert "x grep (" in out and re.search(r"\| \d+ / \d+ ", out)
+
+
+def test_mcp_exploration_benchmark(bench: Callable[..., str], tmp_path: Path) -> None:
+    out = bench("mcp_exploration.py", "--size", "1M", "--dir", str(tmp_path))
+    assert "| describe(log)" in out and "| run_task(log, 'find_errors_in_log')" in out
+    assert "total the agent received" in out and "`grep ERROR`" in out and ": met." in out
