@@ -483,3 +483,23 @@ def test_rlm_mcp_without_the_sdk_says_in_one_line_how_to_install_it(cli: Any, mo
 def test_rlm_mcp_refuses_bad_flags_in_one_line(cli: Any, tmp_path: Path, args: list[str], says: str) -> None:
     ran = cli("mcp", *args, cwd=tmp_path)
     assert ran.code == 2 and says in ran.stderr and ran.stderr.strip().count("\n") == 0
+
+
+def test_the_project_mcp_json_starts_this_server_with_flags_it_accepts() -> None:
+    from rlm.mcp_server import _parser
+
+    server = json.loads((ROOT / ".mcp.json").read_text(encoding="utf-8"))["mcpServers"]["rlm"]
+    assert server["type"] == "stdio" and server["command"] == "python" and server["args"][:2] == ["run.py", "mcp"]
+    _parser().parse_args(server["args"][2:])
+
+
+def test_the_docs_and_the_claude_policy_name_every_tool() -> None:
+    from rlm.mcp_server import TOOL_NAMES
+
+    assert set(TOOL_NAMES) == TOOLS
+    docs = (ROOT / "docs" / "mcp.md").read_text(encoding="utf-8")
+    policy = (ROOT / "claude.md").read_text(encoding="utf-8")
+    command = (ROOT / ".claude" / "commands" / "rlm-task.md").read_text(encoding="utf-8")
+    assert all(f"`{name}`" in docs for name in TOOLS) and "claude mcp add" in docs
+    assert all(f"mcp__rlm__{name}" in policy for name in TOOLS - {"list_tasks"})
+    assert all(f"mcp__rlm__{name}" in command for name in ("describe", "search", "read", "check_task", "run_task"))
