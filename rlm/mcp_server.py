@@ -47,7 +47,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from rlm._exits import EXIT_COMPLETED, EXIT_INTERNAL, EXIT_SIGTERM, EXIT_USAGE
+from rlm._exits import EXIT_COMPLETED, EXIT_INTERNAL, EXIT_SIGINT, EXIT_SIGTERM, EXIT_USAGE
 from rlm.errors import ConfigError, ContextAccessError, CostLimitError, InterruptError, RLMError
 from rlm.trace import redact
 
@@ -297,6 +297,8 @@ class _Tools:
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
         self.session = Session(settings.session_budget_usd)
+        #: Why the server is stopping (a signal), once it is: the reason runs stopped then give.
+        self.stopping: str | None = None
         self._contexts: OrderedDict[tuple[str, int, int], Context] = OrderedDict()
         self._contexts_lock = threading.Lock()
 
@@ -557,7 +559,7 @@ class _Tools:
         def registered(context: Any, *args: Any, **kwargs: Any) -> Any:
             entry.run = current_run()
             if entry.stop_requested:
-                _stop(entry, "the MCP client went away")
+                _stop(entry, "the MCP client cancelled the call or went away")
             return task(context, *args, **kwargs)
 
         result: dict[str, Any] = {"status": "error", "result": None, "error": "the run did not start",
@@ -748,8 +750,9 @@ def _build(tools: _Tools) -> Any:
             result = await anyio.to_thread.run_sync(functools.partial(tools.execute, prepared, entry),
                                                     abandon_on_cancel=True)
         except anyio.get_cancelled_exc_class():
-            # The client cancelled the call or went away: stop the run and let it close its trace.
-            _stop(entry, "the MCP client went away")
+            # The client cancelled the call or went away (or the server is stopping): stop the run, let it
+            # close its trace.
+            _stop(entry, tools.stopping or "the MCP client cancelled the call or went away")
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(entry.done.wait, _STOP_GRACE_SECONDS)
             raise
@@ -882,15 +885,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     tools = _Tools(settings)
     try:
         server = _build(tools)
-        previous = signal.signal(signal.SIGTERM, _terminated) if _main_thread() else None
+        def terminated(signum: int, frame: object) -> None:
+            tools.stopping = "the MCP server was stopped (SIGTERM)"
+            raise _Terminated()
+
+        previous = signal.signal(signal.SIGTERM, terminated) if _main_thread() else None
         try:
             server.run("stdio")
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
-    except KeyboardInterrupt as stop:
-        tools.session.stop_all("the server was stopped")
-        return EXIT_SIGTERM if isinstance(stop, _Terminated) else 130
+    except KeyboardInterrupt as stop:  # SIGTERM or Ctrl-C: stop the runs, close their traces, and leave now
+        tools.session.stop_all(tools.stopping or "the MCP server was stopped")
+        tools.close()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # The SDK's stdin reader may still block on a pipe the client left open; nothing else is pending.
+        os._exit(EXIT_SIGTERM if isinstance(stop, _Terminated) else EXIT_SIGINT)
     except Exception as exc:  # a bug of ours: one line, never a traceback
         print(f"rlm mcp: internal error: {_one_line(f'{type(exc).__name__}: {exc}')}. Please report it.",
               file=sys.stderr)
@@ -903,10 +914,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 class _Terminated(KeyboardInterrupt):  # noqa: N818 - it stands for a KeyboardInterrupt
     """SIGTERM, raised like Ctrl-C so the runs in flight are stopped and their traces closed."""
-
-
-def _terminated(signum: int, frame: object) -> None:
-    raise _Terminated()
 
 
 def _main_thread() -> bool:
