@@ -236,9 +236,9 @@ def _resolve(given: str, settings: ServerSettings, *, argument: str = "path") ->
     resolved = (raw if raw.is_absolute() else settings.roots[0] / raw).resolve(strict=False)
     if not _inside(resolved, settings.roots):
         shown = ", ".join(str(r) for r in settings.roots)
-        raise OutsideRootsError(
-            f"{given} is outside the server's roots ({shown}); it resolves to {resolved}. Pass a path under a "
-            "root, or restart the server with --root for that folder.",
+        raise OutsideRootsError(  # where it leads is not said: that is outside the roots too
+            f"{given} is outside the server's roots ({shown}) once symlinks and '..' are resolved. Pass a path "
+            "under a root, or restart the server with --root for that folder.",
             path=given, resolved=str(resolved), roots=tuple(str(r) for r in settings.roots))
     return resolved
 
@@ -247,13 +247,15 @@ def _check_files(context: Context, given: str, settings: ServerSettings) -> None
     """Every file of a directory or glob must resolve under a root too (a symlink inside may lead out)."""
     info = context.describe()
     files = info.get("files")
-    paths = [f.get("path") for f in files if isinstance(f, dict)] if isinstance(files, list) else [info.get("path")]
-    for path in paths:
+    entries = [f for f in files if isinstance(f, dict)] if isinstance(files, list) else [info]
+    for entry in entries:
+        path, name = entry.get("path"), entry.get("name")
         if isinstance(path, str) and not _inside(Path(path).resolve(), settings.roots):
             shown = ", ".join(str(r) for r in settings.roots)
             raise OutsideRootsError(
-                f"{given} leads outside the server's roots ({shown}): {path}. Pass a path whose files all lie "
-                "under a root.", path=given, resolved=path, roots=tuple(str(r) for r in settings.roots))
+                f"{given} holds {name}, a symlink that leads outside the server's roots ({shown}). Pass a path "
+                "whose files all lie under a root.", path=given, resolved=path,
+                roots=tuple(str(r) for r in settings.roots))
 
 
 # -- bounded results -----------------------------------------------------------------------------------
@@ -321,9 +323,11 @@ class _Tools:
                 if context is not None:
                     self._contexts.move_to_end(key)
             if context is None:
-                context = open_context(resolved, name=path)
+                opened = open_context(resolved, name=path)
                 with self._contexts_lock:
-                    self._contexts[key] = context
+                    context = self._contexts.setdefault(key, opened)  # another call may have opened it first
+                    if context is not opened:
+                        opened.close()
                     while len(self._contexts) > _KEPT_CONTEXTS:
                         _, old = self._contexts.popitem(last=False)
                         with contextlib.suppress(BufferError):

@@ -91,6 +91,6 @@ def test_example_tasks_benchmark(bench: Callable[..., str], tmp_path: Path) -> N
 
 
 def test_mcp_exploration_benchmark(bench: Callable[..., str], tmp_path: Path) -> None:
-    out = bench("mcp_exploration.py", "--size", "1M", "--dir", str(tmp_path))
+    out = bench("mcp_exploration.py", "--size", "256K", "--dir", str(tmp_path))
     assert "| describe(log)" in out and "| run_task(log, 'find_errors_in_log')" in out
     assert "total the agent received" in out and "`grep ERROR`" in out and ": met." in out

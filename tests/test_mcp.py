@@ -390,7 +390,7 @@ def test_the_session_budget_bounds_every_run_together(tmp_path: Path) -> None:
     budget = 0.05
     with LoopbackServer() as llm:
         # At $50 per million tokens a call costs about $0.006, and $0.027 at worst (its reservation).
-        llm.responder = lambda body: Reply("db", latency=0.2)
+        llm.responder = lambda body: Reply("db", latency=0.1)
         env = server_env(llm, tmp_path / "cache", RLM_PRICE_INPUT="50", RLM_PRICE_OUTPUT="50")
         write_log(tmp_path / "app.log", 500)
         (tmp_path / "tasks_here.py").write_text(TASKS, encoding="utf-8")
