@@ -265,8 +265,12 @@ def _text(payload: dict[str, Any]) -> str:
     return redact(json.dumps(payload, ensure_ascii=False, default=str))
 
 
-def _fit_list(payload: dict[str, Any], key: str, cap: int, how_to_see_more: str) -> str:
-    """``payload`` as JSON under ``cap`` characters, dropping items of ``payload[key]`` from the end if needed."""
+def _fit_list(payload: dict[str, Any], key: str, cap: int, how_to_see_more: str,
+              after_cut: Callable[[list[Any]], dict[str, Any]] | None = None) -> str:
+    """``payload`` as JSON under ``cap`` characters, dropping items of ``payload[key]`` from the end if needed.
+
+    ``after_cut(kept)`` gives fields to set once items were dropped (where to go on from, say).
+    """
     items = list(payload[key])
     text = _text(payload)
     if len(text) <= cap:
@@ -279,7 +283,8 @@ def _fit_list(payload: dict[str, Any], key: str, cap: int, how_to_see_more: str)
         kept = max(kept - max(over // average, 1), 0)
         trimmed = {**payload, key: items[:kept], "cut": True,
                    "cut_note": f"{len(items) - kept} more {key} not shown (the {cap}-character cap); "
-                               f"{how_to_see_more}"}
+                               f"{how_to_see_more}",
+                   **(after_cut(items[:kept]) if after_cut is not None else {})}
         text = _text(trimmed)
         if len(text) <= cap:
             return text
@@ -423,10 +428,14 @@ class _Tools:
                 payload["next_start"] = found[max_hits - 1].end
                 payload["more_note"] = (f"more than {max_hits} hits: search again with start={found[max_hits - 1].end}"
                                         ", or a narrower pattern or range")
-            resume = hits[-1]["span"][1] if hits else start
-            return _fit_list(payload, "hits", self.cap,
-                             f"search again with a narrower pattern, a smaller max_hits or start/end ranges "
-                             f"(the first hit not shown is after the last one shown; e.g. start={resume})")
+
+            def go_on(kept: list[dict[str, Any]]) -> dict[str, Any]:
+                resume = kept[-1]["span"][1] if kept else start
+                return {"more": True, "next_start": resume, "count": len(kept),
+                        "more_note": f"search again with start={resume}, or a narrower pattern or range"}
+
+            return _fit_list(payload, "hits", self.cap, "search again from next_start with a smaller max_hits, or "
+                             "with a narrower pattern or range", after_cut=go_on)
 
     @contextlib.contextmanager
     def _deadline(self) -> Any:

@@ -218,6 +218,14 @@ def test_a_search_goes_on_from_next_start_and_within_a_range(served: Served) -> 
     assert within["count"] == 2 and "more" not in within
 
 
+def test_a_search_cut_at_the_cap_goes_on_from_the_last_hit_shown(served: Served) -> None:
+    cut = served.mcp.call("search", path="app.log", pattern="ERROR|INFO", max_hits=200).data
+    assert cut["cut"] is True and cut["more"] is True and 0 < cut["count"] == len(cut["hits"]) < 200
+    assert cut["next_start"] == cut["hits"][-1]["span"][1]
+    then = served.mcp.call("search", path="app.log", pattern="ERROR|INFO", max_hits=1, start=cut["next_start"]).data
+    assert then["hits"][0]["line"] == cut["hits"][-1]["line"] + 1
+
+
 def test_a_long_line_is_cut_with_the_match_in_view(served: Served) -> None:
     hits = served.mcp.call("search", path="wide.log", pattern="NEEDLE").data["hits"]
     assert "NEEDLE" in hits[0]["text"] and len(hits[0]["text"]) <= 245
