@@ -176,6 +176,13 @@ class Session:
             self.runs[entry.run_id] = entry
             return entry
 
+    def rename(self, entry: _RunEntry, run_id: str) -> None:
+        """Know a run by the id its trace gives it, once it has one."""
+        with self._lock:
+            self.runs.pop(entry.run_id, None)
+            entry.run_id = run_id
+            self.runs[run_id] = entry
+
     def settle(self, entry: _RunEntry, spent: Decimal, status: str) -> None:
         """End a run: release its reservation and count what it spent (even past the reservation)."""
         with self._lock:
@@ -570,7 +577,14 @@ class _Tools:
 
         @functools.wraps(task)
         def registered(context: Any, *args: Any, **kwargs: Any) -> Any:
-            entry.run = current_run()
+            entry.run = run = current_run()
+            if run is not None and run.id != entry.run_id:
+                # The run id the server returns is the trace's own (so `rlm report --run-id` knows it too);
+                # the trace, open and written through its descriptor, takes that name.
+                with contextlib.suppress(OSError):
+                    trace = self.settings.trace_dir / f"{entry.run_id}.jsonl"
+                    trace.rename(trace.with_name(f"{run.id}.jsonl"))
+                    self.session.rename(entry, run.id)
             if entry.stop_requested:
                 _stop(entry, "the MCP client cancelled the call or went away")
             return task(context, *args, **kwargs)

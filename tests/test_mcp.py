@@ -346,6 +346,7 @@ def test_run_task_returns_the_result_its_budget_summary_and_a_run_whose_trace_an
     trace = served.mcp.resource(ran["resources"]["trace"])
     events = [json.loads(line) for line in trace.splitlines()]
     assert events[0]["event"] == "run_start" and events[-1]["event"] == "run_end"
+    assert {e["run_id"] for e in events} == {ran["run_id"]}  # the trace's own run id
     assert (served.traces / f"{ran['run_id']}.jsonl").is_file()
     report = served.mcp.resource(ran["resources"]["report"])
     assert report.startswith("<!DOCTYPE html>") and "label_errors" in report
@@ -511,3 +512,10 @@ def test_the_docs_and_the_claude_policy_name_every_tool() -> None:
     assert all(f"`{name}`" in docs for name in TOOLS) and "claude mcp add" in docs
     assert all(f"mcp__rlm__{name}" in policy for name in TOOLS - {"list_tasks"})
     assert all(f"mcp__rlm__{name}" in command for name in ("describe", "search", "read", "check_task", "run_task"))
+
+
+def test_rlm_mcp_help_names_the_tools_and_the_options(cli: Any) -> None:
+    ran = cli("mcp", "--help")
+    shown = " ".join(ran.stdout.split())  # argparse wraps the description
+    assert ran.code == 0 and "list_tasks, describe, search, read, check_task, run_task, budget" in shown
+    assert all(flag in ran.stdout for flag in ("--root", "--cost", "--timeout", "--max-result-chars"))
