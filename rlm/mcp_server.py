@@ -47,6 +47,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from rlm._deps import missing_dependency
 from rlm._exits import EXIT_COMPLETED, EXIT_INTERNAL, EXIT_SIGINT, EXIT_SIGTERM, EXIT_USAGE
 from rlm.errors import ConfigError, ContextAccessError, CostLimitError, InterruptError, RLMError
 from rlm.trace import redact
@@ -78,7 +79,6 @@ _KEPT_CONTEXTS = 8
 _STOP_GRACE_SECONDS = 5.0
 _RUN_ID = re.compile(r"^[0-9a-f]{6,40}$")
 _MIN_RUN_USD = Decimal("0.000001")
-_EXTRA = 'pip install "rlm[mcp]"'
 
 
 class OutsideRootsError(ContextAccessError):
@@ -869,12 +869,10 @@ def _parser() -> _Parser:
 
 
 def _settings(argv: Sequence[str]) -> ServerSettings:
-    from dotenv import find_dotenv, load_dotenv
+    from rlm._config import GuardConfig, default_cache_dir, load_dotenv_file
+    from rlm.cache import expand_path
 
-    from rlm.cache import default_cache_path, expand_path
-    from rlm.guards import GuardConfig
-
-    load_dotenv(find_dotenv(usecwd=True), override=False)  # the real environment wins over .env
+    load_dotenv_file()  # the real environment wins over .env
     args = _parser().parse_args(list(argv))
     roots = []
     for given in args.root or [os.getcwd()]:
@@ -885,7 +883,7 @@ def _settings(argv: Sequence[str]) -> ServerSettings:
     probe = GuardConfig(max_cost=args.cost, max_runtime_seconds=args.timeout, model=args.model)  # env and checks
     if args.max_result_chars < 1000:
         raise _UsageError(f"--max-result-chars must be at least 1000 (got {args.max_result_chars}).")
-    trace_dir = expand_path(args.trace_dir) if args.trace_dir else default_cache_path().parent / "mcp-runs"
+    trace_dir = expand_path(args.trace_dir) if args.trace_dir else default_cache_dir() / "mcp-runs"
     return ServerSettings(
         roots=tuple(roots), session_budget_usd=Decimal(str(probe.max_cost)),
         run_timeout_seconds=float(probe.max_runtime_seconds or 60), max_result_chars=args.max_result_chars,
@@ -900,9 +898,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _parser().print_help()
         return EXIT_COMPLETED
     try:
-        import mcp  # noqa: F401
-    except ImportError:
-        print(f"rlm mcp: error: the MCP server needs the MCP SDK, an optional extra: {_EXTRA}", file=sys.stderr)
+        import mcp.server.mcpserver  # noqa: F401
+    except ModuleNotFoundError as exc:  # the extra is not installed: one line naming `pip install "rlm[mcp]"`
+        print(f"rlm mcp: error: {missing_dependency(exc)}", file=sys.stderr)
         return EXIT_USAGE
     try:
         settings = _settings(args)

@@ -23,8 +23,9 @@ from mcp.client.stdio import stdio_client
 
 from rlm.loopback import LoopbackServer, Reply
 from rlm.trace import read_runs
-from tests.conftest import ROOT, TEST_KEY
+from tests.support import ROOT, Cli
 
+KEY = "sk-test-MCPSERVERKEY-0123456789abcdef"  # the servers' API key: no result, trace or log may show it
 CAP = 3000  # the servers here run with --max-result-chars 3000, so the bounds are reached with small files
 TOOLS = {"list_tasks", "describe", "search", "read", "check_task", "run_task", "budget"}
 
@@ -117,7 +118,7 @@ def server_env(llm: LoopbackServer, cache: Path, **extra: str) -> dict[str, str]
     """What the server process sees: this tree importable, the loopback model, flat prices, a private cache."""
     return {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", str(cache)),
             "PYTHONPATH": str(ROOT), "RLM_CACHE_DIR": str(cache), "OPENAI_BASE_URL": llm.base_url,
-            "OPENAI_API_KEY": TEST_KEY, "RLM_PRICE_INPUT": "0.15", "RLM_PRICE_OUTPUT": "0.6",
+            "OPENAI_API_KEY": KEY, "RLM_PRICE_INPUT": "0.15", "RLM_PRICE_OUTPUT": "0.6",
             "RLM_TOKEN_COUNTING": "bytes", **extra}
 
 
@@ -182,7 +183,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         with serve(args, env=env, cwd=root, errlog=errlog) as mcp:
             yield Served(mcp, root, outside, traces, llm, errlog)
     log = errlog.read_text(encoding="utf-8")
-    assert "Traceback" not in log and TEST_KEY not in log, log
+    assert "Traceback" not in log and KEY not in log, log
 
 
 def test_the_seven_tools_are_served_under_their_contract_names(served: Served) -> None:
@@ -362,7 +363,7 @@ def test_a_dry_run_spends_nothing_and_reports_the_worst_case(served: Served) -> 
 def test_the_api_key_never_reaches_a_result(served: Served) -> None:
     ran = served.mcp.call("run_task", path="app.log", task="tasks_here.py:leak")
     assert ran.data["status"] == "error" and "the key is" in ran.data["error"]
-    assert TEST_KEY not in ran.text and TEST_KEY not in served.mcp.resource(ran.data["resources"]["trace"])
+    assert KEY not in ran.text and KEY not in served.mcp.resource(ran.data["resources"]["trace"])
 
 
 def test_an_unknown_run_is_not_a_resource(served: Served) -> None:
@@ -476,7 +477,7 @@ def test_importing_rlm_or_its_command_line_does_not_import_the_mcp_sdk() -> None
     assert out.strip() == "[]"
 
 
-def test_rlm_mcp_without_the_sdk_says_in_one_line_how_to_install_it(cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rlm_mcp_without_the_sdk_says_in_one_line_how_to_install_it(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "mcp", None)  # `import mcp` now raises ImportError, as when it is absent
     ran = cli("mcp")
     assert ran.code == 2 and ran.stderr.strip().count("\n") == 0
@@ -489,7 +490,7 @@ def test_rlm_mcp_without_the_sdk_says_in_one_line_how_to_install_it(cli: Any, mo
     (["--max-result-chars", "10"], "at least 1000"),
     (["--bogus"], "unrecognized arguments"),
 ])
-def test_rlm_mcp_refuses_bad_flags_in_one_line(cli: Any, tmp_path: Path, args: list[str], says: str) -> None:
+def test_rlm_mcp_refuses_bad_flags_in_one_line(cli: Cli, tmp_path: Path, args: list[str], says: str) -> None:
     ran = cli("mcp", *args, cwd=tmp_path)
     assert ran.code == 2 and says in ran.stderr and ran.stderr.strip().count("\n") == 0
 
@@ -514,7 +515,7 @@ def test_the_docs_and_the_claude_policy_name_every_tool() -> None:
     assert all(f"mcp__rlm__{name}" in command for name in ("describe", "search", "read", "check_task", "run_task"))
 
 
-def test_rlm_mcp_help_names_the_tools_and_the_options(cli: Any) -> None:
+def test_rlm_mcp_help_names_the_tools_and_the_options(cli: Cli) -> None:
     ran = cli("mcp", "--help")
     shown = " ".join(ran.stdout.split())  # argparse wraps the description
     assert ran.code == 0 and "list_tasks, describe, search, read, check_task, run_task, budget" in shown
