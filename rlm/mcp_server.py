@@ -49,7 +49,14 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from rlm._deps import missing_dependency
 from rlm._exits import EXIT_COMPLETED, EXIT_INTERNAL, EXIT_SIGINT, EXIT_SIGTERM, EXIT_USAGE
-from rlm.errors import ConfigError, ContextAccessError, CostLimitError, InterruptError, RLMError
+from rlm.errors import (
+    ConfigError,
+    ContextAccessError,
+    CostLimitError,
+    InterruptError,
+    RLMError,
+    RuntimeLimitError,
+)
 from rlm.trace import redact
 
 if TYPE_CHECKING:
@@ -415,7 +422,13 @@ class _Tools:
             raise ToolInputError("pattern must be a non-empty regular expression (Python re syntax).",
                                  argument="pattern", value=pattern)
         with self._context(path) as ctx, self._deadline():
-            found = context_search(ctx, pattern, max_hits + 1, start=start, end=end)
+            try:
+                found = context_search(ctx, pattern, max_hits + 1, start=start, end=end)
+            except RuntimeLimitError as exc:
+                limit = self.settings.run_timeout_seconds
+                raise RuntimeLimitError(
+                    f"The search ran past the server's {limit:g}s limit (--timeout) before it found {max_hits + 1} "
+                    "hits: search a range (start/end) or a simpler, narrower pattern.", limit_seconds=limit) from exc
             more = len(found) > max_hits
             hits = []
             for m in found[:max_hits]:

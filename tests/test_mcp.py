@@ -470,6 +470,18 @@ def test_a_client_that_disconnects_mid_run_stops_the_run_and_its_spend_is_kept_a
     assert run.end["result"] == {"labels": ["db"]}
 
 
+def test_a_search_stops_at_the_timeout_and_says_how_to_narrow_it(tmp_path: Path) -> None:
+    (tmp_path / "a.log").write_text(("a" * 40 + "\n") * 20000, encoding="utf-8")
+    with LoopbackServer() as llm, serve(["--timeout", "1"], env=server_env(llm, tmp_path / "cache"), cwd=tmp_path,
+                                        errlog=tmp_path / "stderr.txt") as mcp:
+        started = time.monotonic()
+        # A backreference and a lookahead: only the backtracking engine runs it, for far longer than a second.
+        called = mcp.call("search", path="a.log", pattern=r"(a|aa)+\1(?=c)d")
+        took = time.monotonic() - started
+    assert called.is_error and "1s limit (--timeout)" in called.text and "start/end" in called.text
+    assert took < 3
+
+
 def test_importing_rlm_or_its_command_line_does_not_import_the_mcp_sdk() -> None:
     code = "import sys, rlm, rlm.cli; print(sorted(m for m in sys.modules if m == 'mcp' or m.startswith('mcp.')))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
