@@ -479,7 +479,7 @@ def test_a_search_stops_at_the_timeout_and_says_how_to_narrow_it(tmp_path: Path)
         called = mcp.call("search", path="a.log", pattern=r"(a|aa)+\1(?=c)d")
         took = time.monotonic() - started
     assert called.is_error and "1s limit (--timeout)" in called.text and "start/end" in called.text
-    assert took < 3
+    assert took < 10  # stopped by the limit: unbounded, this pattern would run for hours
 
 
 def test_importing_rlm_or_its_command_line_does_not_import_the_mcp_sdk() -> None:
