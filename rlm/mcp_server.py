@@ -920,6 +920,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (_UsageError, RLMError) as exc:
         print(f"rlm mcp: error: {_one_line(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
+    # Task files under the roots are imported: no __pycache__ beside them (the server writes only to its trace
+    # directory and the response cache).
+    sys.dont_write_bytecode = True
     tools = _Tools(settings)
     try:
         server = _build(tools)

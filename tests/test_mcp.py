@@ -353,6 +353,13 @@ def test_run_task_returns_the_result_its_budget_summary_and_a_run_whose_trace_an
     assert report.startswith("<!DOCTYPE html>") and "label_errors" in report
 
 
+def test_the_server_writes_nothing_under_its_roots(served: Served) -> None:
+    ran = served.mcp.call("run_task", path="many", task="tasks_here.py:big", params={"n": 3}).data
+    assert ran["status"] == "completed" and served.mcp.resource(ran["resources"]["report"])
+    written = [p for p in served.root.rglob("*") if p.name == "__pycache__" or p.suffix in (".pyc", ".jsonl", ".html")]
+    assert written == [] and (served.traces / f"{ran['run_id']}.html").is_file()
+
+
 def test_a_dry_run_spends_nothing_and_reports_the_worst_case(served: Served) -> None:
     before = served.mcp.call("budget").data["spent_usd"]
     ran = served.mcp.call("run_task", path="app.log", task="tasks_here.py:label_errors", dry_run=True).data
