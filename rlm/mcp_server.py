@@ -403,8 +403,9 @@ class _Tools:
             }
             if not exact:
                 payload["lines_estimated_from_bytes"] = sample
-            if ctx.skipped:
-                payload["skipped_binary_files"] = len(ctx.skipped)
+            if ctx.skipped:  # binary files, and links that lead out of the folder: left out, and named
+                payload["skipped_files"] = len(ctx.skipped)
+                payload["skipped"] = [_short(name, 200) for name in ctx.skipped[:5]]
             if len(spans) > _LISTED_FILES:
                 payload["file_list"] = payload["file_list"][:_LISTED_FILES]
                 payload["file_list_cut"] = f"{len(spans) - _LISTED_FILES} more files; describe a sub-folder to see them"
