@@ -336,11 +336,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.showwarning = shown
 
 
-_SUBCOMMANDS = ("check", "report")
+_SUBCOMMANDS = ("check", "report", "mcp")
 
 
 def _subcommand(name: str, argv: list[str]) -> int:
-    """``rlm check ...`` and ``rlm report ...``: each is its module's own command line."""
+    """``rlm check ...``, ``rlm report ...`` and ``rlm mcp ...``: each is its module's own command line."""
+    if name == "mcp":  # the MCP server: the SDK is an extra, imported there only
+        from rlm.mcp_server import main as mcp_main
+
+        return mcp_main(argv)
     if name == "check":
         from rlm.check import main as check_main
 

@@ -95,3 +95,9 @@ def test_remote_scan_benchmark(bench: Callable[..., str], tmp_path: Path, s3_ser
     out = bench("remote_scan.py", "--size", "2M", "--files", "3", "--dir", str(tmp_path), "--endpoint", s3_server)
     assert "| s3:// (moto, 127.0.0.1)" in out and "wall-time ratio s3/local" in out
     assert re.search(r"bytes fetched [\d,]+ for [\d,]+ object bytes \(1\.0\d\dx", out), out
+
+
+def test_mcp_exploration_benchmark(bench: Callable[..., str], tmp_path: Path) -> None:
+    out = bench("mcp_exploration.py", "--size", "256K", "--dir", str(tmp_path))
+    assert "| describe(log)" in out and "| run_task(log, 'find_errors_in_log')" in out
+    assert "total the agent received" in out and "`grep ERROR`" in out and ": met." in out
