@@ -345,22 +345,22 @@ def _main(argv: Sequence[str], session: _Session) -> int:
     done = _without_a_run(args)
     if done is not None:
         return done
-    session.stage = "while checking the input and the task"
-    task, params = _prepare(args)
+    session.stage = "while checking the input"
+    _prepare(args)
     with contextlib.ExitStack() as cleanup:
         config = session.config = _config(args, cleanup)
         session.stage = "while asking the server which model it serves"
         config = session.config = _resolve_model(config)
         session.stage = "while reading the input"
         source = _source(args, cleanup)
-        if args.trace and not args.resume:
-            _warn_if_changed(Path(args.trace), task, source)
-        job = _Job(args.task, source, args.file == ["-"], config, params, args.debug or env_flag("RLM_DEBUG"))
+        job = _Job(args.task, source, args.file == ["-"], config, args.param, args.debug or env_flag("RLM_DEBUG"),
+                   strict=args.strict, resume=args.resume, trace=config.trace_path)
         if args.confirm_above is not None and not config.dry_run:
             session.stage = "during the --confirm-above preview"
             unfinished = _confirm(job, args.confirm_above, session)
             if unfinished is not None:
                 return _publish(unfinished, session)
+            job = dataclasses.replace(job, quiet=True)  # the preview said the warnings about the task
         result = _execute(job, session)
         if args.report:
             _write_report(Path(str(config.trace_path)), Path(os.path.expanduser(args.report)))
@@ -382,8 +382,11 @@ def _without_a_run(args: argparse.Namespace) -> int | None:
     return None
 
 
-def _prepare(args: argparse.Namespace) -> tuple[TaskInfo, dict[str, Any]]:
-    """Everything that can be refused before any work: the input files, the task, its parameters, --resume."""
+def _prepare(args: argparse.Namespace) -> None:
+    """What can be refused before any work without loading the task: the input files, --resume's flags.
+
+    The task is loaded only in the supervised child (see _prepare_task), under the hard stop.
+    """
     if not args.file:
         _fail("the FILE argument is required")
     if "-" in args.file and len(args.file) > 1:
@@ -391,12 +394,14 @@ def _prepare(args: argparse.Namespace) -> tuple[TaskInfo, dict[str, Any]]:
     for given in args.file:  # bad input is reported before anything else is done
         if given != "-":
             _check_file(Path(given), args.allow_binary)
-    task = load_task(args.task)
-    params = _check_params(task, args.param)
-    _check_rules(task, strict=args.strict)
     if args.resume is not None:
-        _resume_from(args, task)
-    return task, params
+        trace = Path(args.resume)
+        if not trace.is_file():
+            _fail(f"No trace at {trace} to resume from; pass the --trace file of the halted run.")
+        if args.no_cache or args.dry_run:
+            _fail("--resume replays answered calls from the response cache: drop --no-cache / --dry-run.")
+        if not args.trace:
+            args.trace = str(trace)  # the resumed run continues the same trail
 
 
 def _source(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> Path | list[Path]:
@@ -418,27 +423,46 @@ class _Job:
     source: Path | list[Path]
     stdin: bool  # the source is standard input spooled to a file: cited as <stdin>
     config: GuardConfig
-    params: dict[str, Any]
+    params: list[tuple[str, Any, str]]  # as --param gave them
     debug: bool
+    strict: bool = False
+    resume: str | None = None  # the trace of the halted run to resume
+    trace: str | None = None  # the run's trace, which may hold a halted run of the task
+    quiet: bool = False  # no warnings about the task (the preview before it said them)
 
 
 def _run_job(job: _Job, channel: Channel) -> dict[str, Any]:
-    """In the supervised child: load the task, run it, and return its result (the signal too, if one stopped it)."""
+    """In the supervised child: load the task, check it, run it, and return its result (the signal too)."""
     from rlm.context_access import open_context
 
     def warn(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> None:
         channel.notice(f"{_prog()}: warning: {redact(str(message))}")
 
     warnings.showwarning = warn
-    task = load_task(job.task)
+    try:
+        task, params = _prepare_task(job, (lambda text: None) if job.quiet else channel.notice)
+    except UsageError as exc:  # nothing was run: the parent reports it, exit 2
+        raise TaskError(str(exc)) from None
     # Standard input is cited as <stdin>, not as a file that is gone afterwards.
     source = open_context(job.source, name="<stdin>") if job.stdin else job.source
     try:
         with _signals_stop_the_run():
-            return run_task(task.function, source, job.config, params=job.params, checkpoint=channel.checkpoint,
+            return run_task(task.function, source, job.config, params=params, checkpoint=channel.checkpoint,
                             include_traceback=job.debug)
     except RunInterrupted as stopped:  # the run closed its trace and ledger; report what it had
         return {**stopped.result, "signal": stopped.signal_name}
+
+
+def _prepare_task(job: _Job, say: Callable[[str], None]) -> tuple[TaskInfo, dict[str, Any]]:
+    """Load the task and refuse what does not fit before it runs: its parameters, --strict, --resume."""
+    task = load_task(job.task)
+    params = _check_params(task, job.params)
+    _check_rules(task, strict=job.strict, say=say)
+    if job.resume is not None:
+        _resume_from(Path(job.resume), task, job.source, say)
+    elif job.trace:
+        _warn_if_changed(Path(job.trace), task, job.source, say)
+    return task, params
 
 
 def _execute(job: _Job, session: _Session) -> dict[str, Any]:
@@ -622,32 +646,25 @@ def _changes(halted: RunRecord, task: TaskInfo, source: Any) -> list[str]:
     return changed
 
 
-def _resume_from(args: argparse.Namespace, task: TaskInfo) -> None:
-    trace = Path(args.resume)
-    if not trace.is_file():
-        _fail(f"No trace at {trace} to resume from; pass the --trace file of the halted run.")
-    if args.no_cache or args.dry_run:
-        _fail("--resume replays answered calls from the response cache: drop --no-cache / --dry-run.")
+def _resume_from(trace: Path, task: TaskInfo, source: Any, say: Callable[[str], None]) -> None:
     halted = _halted_run(trace, task)
     if halted is None:
         _fail(f"{trace} holds no halted run of task {task.name} to resume.")
-    changed = _changes(halted, task, [Path(f) for f in args.file] if len(args.file) > 1 else Path(args.file[0]))
+    changed = _changes(halted, task, source)
     if changed:
         _fail(f"Refusing to resume run {halted.run_id}: {' and '.join(changed)} changed since it ran. "
               "Run without --resume to start afresh (unchanged calls still replay from the cache).")
-    if not args.trace:
-        args.trace = str(trace)  # the resumed run continues the same trail
-    print(f"{_prog()}: resuming run {halted.run_id}: answered calls replay from the cache at $0", file=sys.stderr)
+    say(f"{_prog()}: resuming run {halted.run_id}: answered calls replay from the cache at $0")
 
 
-def _warn_if_changed(trace: Path, task: TaskInfo, source: Any) -> None:
+def _warn_if_changed(trace: Path, task: TaskInfo, source: Any, say: Callable[[str], None]) -> None:
     halted = _halted_run(trace, task) if trace.is_file() else None
     if halted is None:
         return
     changed = _changes(halted, task, source)
     if changed:
-        print(f"{_prog()}: warning: {' and '.join(changed)} changed since run {halted.run_id} was halted; "
-              "only calls that are exactly the same replay from the cache.", file=sys.stderr)
+        say(f"{_prog()}: warning: {' and '.join(changed)} changed since run {halted.run_id} was halted; "
+            "only calls that are exactly the same replay from the cache.")
 
 
 def _confirm(job: _Job, threshold: float, session: _Session) -> dict[str, Any] | None:
@@ -733,7 +750,7 @@ def _model_memory(config: GuardConfig) -> Iterator[ResponseCache | None]:
         cache.close()
 
 
-def _check_rules(task: TaskInfo, *, strict: bool) -> None:
+def _check_rules(task: TaskInfo, *, strict: bool, say: Callable[[str], None]) -> None:
     """Warn about (or, with --strict, refuse) a task that breaks the four rules, before it spends anything."""
     import inspect
 
@@ -747,8 +764,8 @@ def _check_rules(task: TaskInfo, *, strict: bool) -> None:
     except CheckError:
         return  # the task imported, so Python could read it; a file the checker cannot is no reason to stop
     for finding in findings:
-        print(f"{_prog()}: {'error' if strict else 'warning'}: {os.path.relpath(finding.file)}:{finding.line}: "
-              f"{finding.rule}: {finding.message} (fix: {finding.fix})", file=sys.stderr)
+        say(f"{_prog()}: {'error' if strict else 'warning'}: {os.path.relpath(finding.file)}:{finding.line}: "
+            f"{finding.rule}: {finding.message} (fix: {finding.fix})")
     if findings and strict:
         _fail(f"{len(findings)} problem(s) found by the checker in {task.name}; fix them, or run without --strict.")
 
