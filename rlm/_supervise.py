@@ -98,7 +98,8 @@ def supervise(work: Work, job: Any, config: GuardConfig, *,
     """
     context = _context([work.__module__, *([] if config.dry_run else ["openai"])])
     ours, theirs = context.Pipe(duplex=True)
-    stdio = tuple(_fileno(stream) for stream in (sys.stdout, sys.stderr))
+    # Descriptors pass over the pipe on POSIX only; elsewhere the child keeps its own stdio.
+    stdio = tuple(_fileno(stream) if os.name == "posix" else None for stream in (sys.stdout, sys.stderr))
     sys.stdout.flush()
     sys.stderr.flush()
     # From before the child exists: no signal goes unanswered.
@@ -185,14 +186,16 @@ def _fileno(stream: Any) -> int | None:
 def _child(work: Work, job: Any, connection: multiprocessing.connection.Connection, environ: dict[str, str],
            stdio: tuple[bool, bool]) -> None:
     """The child: a session of its own, the parent's stdio and environment, then the work; it leaves at once."""
-    os.setsid()
+    if hasattr(os, "setsid"):
+        os.setsid()
     _die_with_parent()
     for wanted, target in zip(stdio, (1, 2)):
         if wanted:
             fd = recv_handle(connection)
             os.dup2(fd, target)
             os.close(fd)
-    _watch_the_command(connection)
+    if os.name == "posix":
+        _watch_the_command(connection)
     os.environ.clear()
     os.environ.update(environ)
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -272,7 +275,9 @@ def _end(process: BaseProcess, *, gently: bool) -> None:
     if gently:
         process.join(_EXIT_SECONDS)
     pid = process.pid
-    if pid is not None:
+    if pid is not None and not hasattr(os, "killpg"):
+        process.kill()
+    elif pid is not None:
         try:
             os.killpg(pid, signal.SIGKILL)
         except ProcessLookupError:  # not yet its own group (killed while starting), or nothing is left of it
@@ -375,6 +380,9 @@ class _Watch:
                  "results published up to its last subcall are kept.")
         if not self.last:
             return unstarted_result(self.config, error, status="error")
+        if self.stopped is not None:  # a signal to the whole group (kill -TERM -PGID) ends the fork server too
+            return _interrupted(self.last, self.published, self.config.trace_path, self.stopped, time.monotonic(),
+                                _ENDED_TOO)
         summary = _final_summary(self.last, time.monotonic())
         _close_trace(self.last, self.config.trace_path, "error", error, self.published, summary, None)
         return {"status": "error", "result": self.published, "error": error, "budget_summary": summary}
@@ -389,18 +397,21 @@ class _Watch:
                 "its process was killed; nothing was run or spent."), status="partial")
         if self.stopped is not None:
             return _interrupted(self.last, self.published, self.config.trace_path, self.stopped, killed_at,
-                                second=second)
+                                _SECOND_CTRL_C if second else _GRACE_EXPIRED)
         return _killed(self.last, self.published, self.config.trace_path, killed_at)
 
 
+_GRACE_EXPIRED = (f"it did not stop by itself within the {STOP_GRACE_SECONDS:g}s grace period (stuck in code "
+                  "that cannot be interrupted), so its process was killed")
+_SECOND_CTRL_C = "a second Ctrl-C ended it at once, so its process was killed"
+_ENDED_TOO = "its process ended before it reported (the signal reached the processes that serve it too)"
+
+
 def _interrupted(last: dict[str, Any], published: Any, trace_path: str | None, signum: int, killed_at: float,
-                 *, second: bool) -> dict[str, Any]:
-    """The result of a run stopped by a signal whose process had to be killed, from its last checkpoint."""
+                 how: str) -> dict[str, Any]:
+    """The result of a run stopped by a signal whose process did not report, from its last checkpoint."""
     name = _SIGNAL_NAMES.get(signum, str(signum))
     summary = _final_summary(last, killed_at)
-    how = ("a second Ctrl-C ended it at once, so its process was killed" if second else
-           f"it did not stop by itself within the {STOP_GRACE_SECONDS:g}s grace period (stuck in code that "
-           "cannot be interrupted), so its process was killed")
     error = f"InterruptError: Stopped by {name}; {how}. Results published up to its last subcall are kept."
     if summary is not None and "interrupt" not in summary.get("guard_trips", []):
         summary["guard_trips"] = [*summary.get("guard_trips", []), "interrupt"]
