@@ -287,6 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with _signals_end_the_command(session):
             try:
+                _release_held_signals()
                 return _dispatch(args, session)
             except _Stopped as stop:
                 return _publish(_stopped_before_the_task(session, stop.signum), session)
@@ -553,11 +554,14 @@ def _signals_end_the_command(session: _Session) -> Iterator[None]:
     """From here to the exit, SIGINT and SIGTERM end the command with a JSON result and exit 130 / 143.
 
     Before a run exists a signal raises _Stopped wherever the command is (scanning a folder, asking the server
-    for its model); run.py blocks both signals until this point, so that none is lost while Python imports.
+    for its model); afterwards it is noted, and sets the exit code. run.py blocks both signals until this point
+    (see _release_held_signals), so that none is lost while Python imports; they are blocked again at the end,
+    so that one arriving as the process exits cannot kill it without its exit code.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    held = hasattr(signal, "pthread_sigmask") and set(_STOP_SIGNALS) <= signal.pthread_sigmask(signal.SIG_BLOCK, [])
 
     def on_signal(signum: int, frame: object) -> None:
         session.received.append(signum)
@@ -566,12 +570,18 @@ def _signals_end_the_command(session: _Session) -> Iterator[None]:
 
     previous = {signum: signal.signal(signum, on_signal) for signum in _STOP_SIGNALS}
     try:
-        if hasattr(signal, "pthread_sigmask"):
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, set(_STOP_SIGNALS))  # a signal held back arrives now
         yield
     finally:
+        if held:
+            signal.pthread_sigmask(signal.SIG_BLOCK, set(_STOP_SIGNALS))
         for signum, old in previous.items():
             signal.signal(signum, old)
+
+
+def _release_held_signals() -> None:
+    """Unblock SIGINT and SIGTERM, which run.py blocks while Python imports rlm: one held back arrives now."""
+    if hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread():
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, set(_STOP_SIGNALS))
 
 
 def _stopped_before_the_task(session: _Session, signum: int) -> dict[str, Any]:
