@@ -113,7 +113,8 @@ def supervise(work: Work, job: Any, config: GuardConfig, *,
         try:
             for fd in stdio:
                 if fd is not None:
-                    send_handle(ours, fd, process.pid)
+                    with contextlib.suppress(OSError):  # the child is gone already: the wait reports it
+                        send_handle(ours, fd, process.pid)
             return watch.wait(wake_r, pending, progress, notice)
         finally:
             _end(process, gently=watch.reported)
