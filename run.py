@@ -4,7 +4,12 @@
 The same command line as ``rlm`` once the package is installed (``pip install .``).
 """
 
+import signal
 import sys
+
+if __name__ == "__main__" and hasattr(signal, "pthread_sigmask"):
+    # Ctrl-C or SIGTERM while Python imports rlm waits until main() can answer it with the JSON result.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
 
 try:
     from rlm.cli import main

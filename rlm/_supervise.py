@@ -1,119 +1,258 @@
-"""A hard stop for a run stuck where no thread can interrupt it: the task runs in a forked child.
+"""A hard stop for a run stuck where no thread can interrupt it: the task loads and runs in a child process.
 
 ``run_task`` stops a task at its deadline from another thread, which works for
 Python code and for calls blocked in I/O, but not for C code that holds the
 GIL (a catastrophic ``re.match`` of the task's own, a C extension): no other
 thread runs until it returns. The command line therefore runs the task in a
 child process and waits in the parent, which holds no GIL of the child's.
+
+The child is forked from multiprocessing's fork server, a fresh interpreter
+started once per process: it starts clean whatever threads the parent holds
+(a task module that starts a thread on import, a test's server), and it loads
+the task itself, by its name. It runs in a session of its own, so that at the
+end of the run (normal, limit, kill, signal) the parent kills the whole group:
+nothing the task started (a subprocess that keeps stdout open) outlives it.
+
 The child reports after every reservation and every subcall (what the task
 published, the budget summary, the trace's position) and sends its result at
 the end; if it is not done by the limit plus a grace period, the parent kills
 it and reports the run from the last checkpoint: the partial result, the
-spend (calls in flight kept as spent, as the ledger would), and a closed
-trace. Where ``fork`` is unavailable (Windows) or threads already run, the
-task runs in this process instead, without the hard stop.
+spend (calls in flight kept as spent, as the ledger would), the real elapsed
+time, and a closed trace.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import multiprocessing
+import multiprocessing.connection
 import os
 import select
 import signal
-import struct
 import sys
 import threading
 import time
+import types
 from collections.abc import Callable, Iterator
+from multiprocessing.context import ForkServerContext, SpawnContext
+from multiprocessing.process import BaseProcess
+from multiprocessing.reduction import recv_handle, send_handle
 from typing import Any
 
-from rlm.errors import ConfigError, RLMError
+from rlm import errors
+from rlm.errors import RLMError
+from rlm.guards import GuardConfig
+from rlm.runtime import unstarted_result
 from rlm.trace import TraceWriter
 
-__all__ = ["supervise", "KILL_GRACE_SECONDS"]
+__all__ = ["supervise", "Channel", "KILL_GRACE_SECONDS", "STOP_GRACE_SECONDS"]
 
 #: After the runtime limit, the child gets this long to report by itself before it is killed.
 KILL_GRACE_SECONDS = 1.0
-#: Until the child says when its run started (imports come first), the parent allows this much more.
-_STARTUP_SECONDS = 30.0
-_HEADER = struct.Struct("!I")
-
-Work = Callable[[Callable[[dict[str, Any]], None]], dict[str, Any]]
-
-
-def _can_fork() -> bool:
-    return hasattr(os, "fork") and threading.active_count() == 1
-
-
-def supervise(work: Work, *, limit_seconds: float, trace_path: str | None = None) -> dict[str, Any]:
-    """Run ``work(checkpoint)`` (which returns a run_task result) so that it ends by the limit plus 2 s."""
-    if not _can_fork():
-        return work(lambda payload: None)
-    read_fd, write_fd = os.pipe()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    started = time.monotonic()
-    parent = os.getpid()
-    pid = os.fork()
-    if pid == 0:  # the child: run, report, and leave without running the parent's exit handlers
-        os.close(read_fd)
-        _die_with(parent)
-        code = 0
-        try:
-            channel = os.fdopen(write_fd, "wb")
-
-            def send(payload: dict[str, Any]) -> None:
-                data = json.dumps(payload, default=str).encode()
-                channel.write(_HEADER.pack(len(data)) + data)
-                channel.flush()
-
-            try:
-                result = work(lambda payload: send({"kind": "checkpoint", **payload}))
-            except RLMError as exc:  # refused before the task ran (a bad config, an unwritable trace)
-                send({"kind": "raised", "type": type(exc).__name__, "message": str(exc)})
-            else:
-                send({"kind": "result", "result": result})
-        except BaseException:  # the parent reports what the last checkpoint said
-            code = 1
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
-    os.close(write_fd)
-    return _wait(pid, read_fd, started + _STARTUP_SECONDS + limit_seconds + KILL_GRACE_SECONDS, trace_path)
-
-
-def _die_with(parent: int) -> None:
-    """End this child when its parent ends, however it ends (even SIGKILL): no orphan goes on spending."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
-        if os.getppid() != parent:  # the parent was gone before the request took hold
-            os._exit(1)
-        return
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.2)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="rlm-orphan-watch", daemon=True).start()
-
-
 #: A stopped child gets this long to report its partial result before it is killed.
 STOP_GRACE_SECONDS = 1.0
-_SIGNAL_NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
+#: Until the child says when its run started (the task's module is imported first), the parent allows this much more.
+_STARTUP_SECONDS = 30.0
+#: A child that sent its result gets this long to exit by itself before its group is killed.
+_EXIT_SECONDS = 2.0
+_SIGNAL_NAMES: dict[int, str] = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
+
+
+class Channel:
+    """The child's side of the pipe to the parent: checkpoints, notices for stderr, and the outcome."""
+
+    def __init__(self, connection: multiprocessing.connection.Connection) -> None:
+        self._connection = connection
+        self._lock = threading.Lock()  # parallel subcalls checkpoint from several threads
+
+    def checkpoint(self, payload: dict[str, Any]) -> None:
+        """What the run has so far: the parent reports the run from the last one if it must kill the child."""
+        self._send({"kind": "checkpoint", **payload})
+
+    def notice(self, text: str) -> None:
+        """A line for the user's stderr (a warning), printed by the parent."""
+        self._send({"kind": "notice", "text": text})
+
+    def _send(self, message: dict[str, Any]) -> None:
+        data = json.dumps(message, default=str).encode()
+        with self._lock:
+            self._connection.send_bytes(data)
+
+
+#: ``work(job, channel)`` runs in the child and returns a run_task result; it must be a module-level function.
+Work = Callable[[Any, Channel], dict[str, Any]]
+
+
+def supervise(work: Work, job: Any, config: GuardConfig, *,
+              progress: Callable[[dict[str, Any]], None] | None = None,
+              notice: Callable[[str], None] | None = None, pending: list[int] | None = None) -> dict[str, Any]:
+    """Run ``work(job, channel)`` in a clean child process so that it ends by ``config``'s limit plus 1 s.
+
+    ``job`` must pickle (it names the task; the child loads it). ``progress`` gets the budget summary after
+    every subcall, ``notice`` the child's warnings. SIGINT and SIGTERM received meanwhile stop the run: the
+    child gets one second to report its partial result (a second Ctrl-C ends it at once); the result then
+    carries ``"signal"``. ``pending`` holds the signals received already (the run then stops before its task
+    starts); those received while it waits are added to it. Raises the RLMError the child raised before its
+    task ran.
+    """
+    context = _context([work.__module__, *([] if config.dry_run else ["openai"])])
+    ours, theirs = context.Pipe(duplex=True)
+    # Descriptors pass over the pipe on POSIX only; elsewhere the child keeps its own stdio.
+    stdio = tuple(_fileno(stream) if os.name == "posix" else None for stream in (sys.stdout, sys.stderr))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # From before the child exists: no signal goes unanswered.
+    with _signal_pipe(pending if pending is not None else []) as (wake_r, pending):
+        process = context.Process(target=_child, name="rlm-task",
+                                  args=(work, job, theirs, dict(os.environ), tuple(fd is not None for fd in stdio)))
+        with _main_module_hidden():
+            process.start()
+        theirs.close()
+        watch = _Watch(process, ours, config, time.monotonic())
+        try:
+            for fd in stdio:
+                if fd is not None:
+                    with contextlib.suppress(OSError):  # the child is gone already: the wait reports it
+                        send_handle(ours, fd, process.pid)
+            return watch.wait(wake_r, pending, progress, notice)
+        finally:
+            _end(process, gently=watch.reported)
+            ours.close()
+
+
+def _context(preload: list[str]) -> ForkServerContext | SpawnContext:
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")  # Windows: a fresh interpreter per run
+    context = multiprocessing.get_context("forkserver")
+    # Imported once, by the fork server, rather than by every child (the SDK's import takes a second).
+    # Ignored once the server runs.
+    context.set_forkserver_preload(preload)
+    _start_server_without_stdio()
+    return context
+
+
+def _start_server_without_stdio() -> None:
+    """Start the fork server (if it is not running) with /dev/null for stdout and stderr.
+
+    It lives as long as this process and exits after it: holding this process's stdout, it would keep a
+    pipeline (``rlm ... | jq``) open until then. Children get this process's stdout and stderr themselves.
+    """
+    from multiprocessing import forkserver
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    saved: dict[int, int] = {}
+    streams = sys.stdout, sys.stderr
+    quiet = open(os.devnull, "w")  # noqa: SIM115 - closed below
+    try:
+        for fd in (1, 2):
+            with contextlib.suppress(OSError):  # a closed descriptor stays closed
+                saved[fd] = os.dup(fd)
+                os.dup2(devnull, fd)
+        # The resource tracker, started with it, keeps whatever sys.stderr is (a terminal a test opened, say).
+        sys.stdout = sys.stderr = quiet
+        forkserver.ensure_running()  # the server gets these descriptors when it starts, not later
+    finally:
+        sys.stdout, sys.stderr = streams
+        quiet.close()
+        for fd, copy in saved.items():
+            os.dup2(copy, fd)
+            os.close(copy)
+        os.close(devnull)
 
 
 @contextlib.contextmanager
-def _signal_pipe() -> Iterator[tuple[int, list[int]]]:
-    """While the parent waits, SIGINT and SIGTERM are noted and wake its select (a self-pipe)."""
+def _main_module_hidden() -> Iterator[None]:
+    """Start the child without multiprocessing's habit of running the parent's main script again in it.
+
+    The child needs nothing of the script that called the command line, and a script that calls it without
+    an ``if __name__ == "__main__":`` guard would run its whole self again there (and in the fork server).
+    """
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")  # no __file__ and no __spec__: nothing to re-run
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
+
+
+def _fileno(stream: Any) -> int | None:
+    try:
+        return int(stream.fileno())
+    except (AttributeError, OSError, ValueError):  # a stream with no descriptor (a test's capture)
+        return None
+
+
+def _child(work: Work, job: Any, connection: multiprocessing.connection.Connection, environ: dict[str, str],
+           stdio: tuple[bool, bool]) -> None:
+    """The child: a session of its own, the parent's stdio and environment, then the work; it leaves at once."""
+    if hasattr(os, "setsid"):
+        os.setsid()
+    _die_with_parent()
+    for wanted, target in zip(stdio, (1, 2)):
+        if wanted:
+            fd = recv_handle(connection)
+            os.dup2(fd, target)
+            os.close(fd)
+    if os.name == "posix":
+        _watch_the_command(connection)
+    os.environ.clear()
+    os.environ.update(environ)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    channel = Channel(connection)
+    code = 0
+    try:
+        try:
+            result = work(job, channel)
+        except RLMError as exc:  # refused before the task ran (a bad config, an unwritable trace)
+            channel._send({"kind": "raised", "type": type(exc).__name__, "message": str(exc)})
+        else:
+            channel._send({"kind": "result", "result": result})
+    except BaseException:  # the parent reports what the last checkpoint said
+        code = 1
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)  # no exit handlers: they would wait for the task's abandoned threads
+
+
+def _die_with_parent() -> None:
+    """End this child when the process that started it ends, however it ends (even SIGKILL): no orphan spends.
+
+    The fork server is the parent here, and it exits as soon as the command line does.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    parent = os.getppid()
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent was gone before the request took hold
+        os._exit(1)
+
+
+def _watch_the_command(connection: multiprocessing.connection.Connection) -> None:
+    """End this child's group as soon as the command line is gone (killed, say): it sends nothing more after
+    the descriptors, so the pipe reads as ready only at its end. (A task stuck in C holds up this thread; the
+    fork server's exit ends the child then, a moment later.)"""
+
+    def watch() -> None:
+        with contextlib.suppress(OSError, ValueError):
+            select.select([connection.fileno()], [], [])
+        os.killpg(0, signal.SIGKILL)
+
+    threading.Thread(target=watch, name="rlm-lifeline", daemon=True).start()
+
+
+@contextlib.contextmanager
+def _signal_pipe(pending: list[int]) -> Iterator[tuple[int, list[int]]]:
+    """While the parent waits, SIGINT and SIGTERM are noted in ``pending`` and wake its wait (a self-pipe)."""
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
-    pending: list[int] = []
     previous: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
 
@@ -132,73 +271,149 @@ def _signal_pipe() -> Iterator[tuple[int, list[int]]]:
         os.close(wake_w)
 
 
-def _wait(pid: int, read_fd: int, kill_at: float, trace_path: str | None) -> dict[str, Any]:
-    buffer = bytearray()
-    last: dict[str, Any] = {}
-    published: Any = None
-    stopped: int | None = None  # the signal that stopped the run, if one did
-    try:
-        with _signal_pipe() as (wake_r, pending):
-            while True:
-                while pending:
-                    signum = pending.pop(0)
-                    if stopped is not None and signum == signal.SIGINT:  # a second Ctrl-C: end at once
-                        os.kill(pid, signal.SIGKILL)
-                        os.waitpid(pid, 0)
-                        return _interrupted(last, published, trace_path, stopped, killed=True)
-                    if stopped is None:
-                        stopped = signum
-                        # The child may not have seen it (kill -TERM of this process only): pass it on.
-                        with contextlib.suppress(ProcessLookupError):
-                            os.kill(pid, signum)
-                        kill_at = min(kill_at, time.monotonic() + STOP_GRACE_SECONDS)
-                timeout = kill_at - time.monotonic()
-                if timeout <= 0:
+def _end(process: BaseProcess, *, gently: bool) -> None:
+    """Kill the child's whole group (what the task started too); a child that reported gets a moment to exit."""
+    if gently:
+        process.join(_EXIT_SECONDS)
+    pid = process.pid
+    if pid is not None and not hasattr(os, "killpg"):
+        process.kill()
+    elif pid is not None:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:  # not yet its own group (killed while starting), or nothing is left of it
+            with contextlib.suppress(ProcessLookupError):
+                if process.exitcode is None:
                     os.kill(pid, signal.SIGKILL)
-                    os.waitpid(pid, 0)
-                    if stopped is not None:
-                        return _interrupted(last, published, trace_path, stopped, killed=True)
-                    return _killed(last, published, trace_path)
-                ready, _, _ = select.select([read_fd, wake_r], [], [], timeout)
-                if wake_r in ready:
-                    os.read(wake_r, 1024)
-                if read_fd not in ready:
-                    continue
-                data = os.read(read_fd, 1 << 16)
-                if not data:  # the child is gone
-                    _, status = os.waitpid(pid, 0)
-                    return _died(last, published, status, trace_path)
-                buffer += data
-                while len(buffer) >= _HEADER.size:
-                    (size,) = _HEADER.unpack_from(buffer)
-                    if len(buffer) < _HEADER.size + size:
-                        break
-                    message = json.loads(bytes(buffer[_HEADER.size:_HEADER.size + size]))
-                    del buffer[:_HEADER.size + size]
-                    if message.get("kind") == "result":
-                        os.waitpid(pid, 0)
-                        return message["result"]  # type: ignore[no-any-return]
-                    if message.get("kind") == "raised":
-                        os.waitpid(pid, 0)
-                        kind = ConfigError if message.get("type") == "ConfigError" else RLMError
-                        raise kind(str(message.get("message")))
-                    last = message
-                    published = message.get("result", published)
-                    if stopped is None and isinstance(message.get("deadline_monotonic"), (int, float)):
-                        # CLOCK_MONOTONIC is one clock for every process of the machine.
-                        kill_at = float(message["deadline_monotonic"]) + KILL_GRACE_SECONDS
-    finally:
-        os.close(read_fd)
+        except PermissionError:
+            pass
+    process.join()
 
 
-def _interrupted(last: dict[str, Any], published: Any, trace_path: str | None, signum: int,
-                 *, killed: bool) -> dict[str, Any]:
-    """The result of a run stopped by a signal whose process had to be killed, from its last checkpoint."""
-    name = _SIGNAL_NAMES.get(signal.Signals(signum), str(signum))
-    summary = _final_summary(last)
-    how = "it was killed after a second Ctrl-C" if killed else "it was killed"
-    error = (f"InterruptError: Stopped by {name}; the task did not stop in time, so {how}. "
-             "Results published up to its last subcall are kept.")
+class _Watch:
+    """The parent's view of one child: what it reported last, and when it must be killed."""
+
+    def __init__(self, process: BaseProcess, connection: multiprocessing.connection.Connection,
+                 config: GuardConfig, started: float) -> None:
+        self.process = process
+        self.connection = connection
+        self.config = config
+        self.kill_at = started + _STARTUP_SECONDS + config.max_runtime_seconds + KILL_GRACE_SECONDS
+        self.last: dict[str, Any] = {}
+        self.published: Any = None
+        self.stopped: int | None = None  # the signal that stopped the run, if one did
+        self.reported = False
+
+    def wait(self, wake_r: int, pending: list[int], progress: Callable[[dict[str, Any]], None] | None,
+             notice: Callable[[str], None] | None) -> dict[str, Any]:
+        sentinel = self.process.sentinel
+        while True:
+            while pending:
+                outcome = self._on_signal(pending.pop(0))
+                if outcome is not None:
+                    return outcome
+            timeout = self.kill_at - time.monotonic()
+            if timeout <= 0:
+                return self._kill()
+            ready = multiprocessing.connection.wait([self.connection, sentinel, wake_r], timeout)
+            if wake_r in ready:
+                os.read(wake_r, 1024)
+            while self.connection.poll():
+                try:
+                    message = json.loads(self.connection.recv_bytes())
+                except (EOFError, OSError):  # the child is gone
+                    break
+                outcome = self._on_message(message, progress, notice)
+                if outcome is not None:
+                    return outcome
+            if sentinel in ready and not self.connection.poll():
+                return self._died()
+
+    def _on_signal(self, signum: int) -> dict[str, Any] | None:
+        if not self.last:  # the task has not started: nothing to wait for
+            self.stopped = signum
+            _end(self.process, gently=False)
+            name = _SIGNAL_NAMES.get(signum, str(signum))
+            return {**unstarted_result(self.config, f"InterruptError: Stopped by {name} while the task was "
+                                                    "loading, before it started; nothing was run or spent."),
+                    "signal": name}
+        if self.stopped is not None and signum == signal.SIGINT:  # a second Ctrl-C: end at once
+            return self._kill(second=True)
+        if self.stopped is None:
+            self.stopped = signum
+            # The child runs in a session of its own: a terminal's Ctrl-C reaches only this process.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.process.pid or 0, signum)
+            self.kill_at = min(self.kill_at, time.monotonic() + STOP_GRACE_SECONDS)
+        return None
+
+    def _on_message(self, message: dict[str, Any], progress: Callable[[dict[str, Any]], None] | None,
+                    notice: Callable[[str], None] | None) -> dict[str, Any] | None:
+        kind = message.get("kind")
+        if kind == "result":
+            self.reported = True
+            return message["result"]  # type: ignore[no-any-return]
+        if kind == "raised":
+            self.reported = True
+            raised = getattr(errors, str(message.get("type")), RLMError)
+            if not (isinstance(raised, type) and issubclass(raised, RLMError)):
+                raised = RLMError
+            raise raised(str(message.get("message")))
+        if kind == "notice":
+            if notice is not None:
+                notice(str(message.get("text")))
+            return None
+        self.last = message
+        self.published = message.get("result", self.published)
+        if self.stopped is None and isinstance(message.get("deadline_monotonic"), (int, float)):
+            # CLOCK_MONOTONIC is one clock for every process of the machine.
+            self.kill_at = float(message["deadline_monotonic"]) + KILL_GRACE_SECONDS
+        if progress is not None and message.get("event") == "subcall" and message.get("budget_summary"):
+            progress(message["budget_summary"])
+        return None
+
+    def _died(self) -> dict[str, Any]:
+        self.process.join()
+        exitcode = self.process.exitcode
+        how = (f"signal {-exitcode}" if exitcode is not None and exitcode < 0
+               else f"exit code {exitcode}" if exitcode is not None else "an unknown status")
+        error = (f"TaskError: the task's process ended unexpectedly ({how}) before it returned; "
+                 "results published up to its last subcall are kept.")
+        if not self.last:
+            return unstarted_result(self.config, error, status="error")
+        if self.stopped is not None:  # a signal to the whole group (kill -TERM -PGID) ends the fork server too
+            return _interrupted(self.last, self.published, self.config.trace_path, self.stopped, time.monotonic(),
+                                _ENDED_TOO)
+        summary = _final_summary(self.last, time.monotonic())
+        _close_trace(self.last, self.config.trace_path, "error", error, self.published, summary, None)
+        return {"status": "error", "result": self.published, "error": error, "budget_summary": summary}
+
+    def _kill(self, *, second: bool = False) -> dict[str, Any]:
+        killed_at = time.monotonic()
+        _end(self.process, gently=False)
+        if not self.last:
+            return unstarted_result(self.config, (
+                f"RuntimeLimitError: The task did not even start within {_STARTUP_SECONDS + KILL_GRACE_SECONDS:g}s "
+                f"plus its {self.config.max_runtime_seconds:g}s limit (its module took that long to import), so "
+                "its process was killed; nothing was run or spent."), status="partial")
+        if self.stopped is not None:
+            return _interrupted(self.last, self.published, self.config.trace_path, self.stopped, killed_at,
+                                _SECOND_CTRL_C if second else _GRACE_EXPIRED)
+        return _killed(self.last, self.published, self.config.trace_path, killed_at)
+
+
+_GRACE_EXPIRED = (f"it did not stop by itself within the {STOP_GRACE_SECONDS:g}s grace period (stuck in code "
+                  "that cannot be interrupted), so its process was killed")
+_SECOND_CTRL_C = "a second Ctrl-C ended it at once, so its process was killed"
+_ENDED_TOO = "its process ended before it reported (the signal reached the processes that serve it too)"
+
+
+def _interrupted(last: dict[str, Any], published: Any, trace_path: str | None, signum: int, killed_at: float,
+                 how: str) -> dict[str, Any]:
+    """The result of a run stopped by a signal whose process did not report, from its last checkpoint."""
+    name = _SIGNAL_NAMES.get(signum, str(signum))
+    summary = _final_summary(last, killed_at)
+    error = f"InterruptError: Stopped by {name}; {how}. Results published up to its last subcall are kept."
     if summary is not None and "interrupt" not in summary.get("guard_trips", []):
         summary["guard_trips"] = [*summary.get("guard_trips", []), "interrupt"]
     _close_trace(last, trace_path, "partial", error, published, summary, None)
@@ -206,8 +421,9 @@ def _interrupted(last: dict[str, Any], published: Any, trace_path: str | None, s
             "signal": name}
 
 
-def _final_summary(last: dict[str, Any]) -> dict[str, Any] | None:
-    """The last budget summary with the calls in flight counted as spent (the provider may bill them)."""
+def _final_summary(last: dict[str, Any], killed_at: float) -> dict[str, Any] | None:
+    """The last budget summary with the calls in flight counted as spent (the provider may bill them), and
+    the run's real elapsed time up to the kill."""
     summary = last.get("budget_summary")
     if not isinstance(summary, dict):
         return None
@@ -218,6 +434,9 @@ def _final_summary(last: dict[str, Any]) -> dict[str, Any] | None:
     summary["reserved_in_flight_usd"] = 0.0
     budget = float(summary.get("cost_budget_usd") or 0.0)
     summary["cost_remaining_usd"] = max(budget - summary["total_cost_usd"], 0.0)
+    started = last.get("started_monotonic")
+    if isinstance(started, (int, float)):
+        summary["elapsed_seconds"] = round(killed_at - float(started), 3)
     return summary
 
 
@@ -238,8 +457,8 @@ def _close_trace(last: dict[str, Any], trace_path: str | None, status: str, erro
         writer.close()
 
 
-def _killed(last: dict[str, Any], published: Any, trace_path: str | None) -> dict[str, Any]:
-    summary = _final_summary(last)
+def _killed(last: dict[str, Any], published: Any, trace_path: str | None, killed_at: float) -> dict[str, Any]:
+    summary = _final_summary(last, killed_at)
     limit = summary.get("runtime_limit_seconds") if summary else None
     message = (
         f"Runtime limit of {limit:g}s reached and the task did not stop: it was stuck in code that cannot be "
@@ -254,11 +473,3 @@ def _killed(last: dict[str, Any], published: Any, trace_path: str | None) -> dic
     return {"status": "partial", "result": published, "error": error, "budget_summary": summary}
 
 
-def _died(last: dict[str, Any], published: Any, status: int, trace_path: str | None) -> dict[str, Any]:
-    how = (f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
-           else f"exit code {os.WEXITSTATUS(status)}" if os.WIFEXITED(status) else f"status {status}")
-    error = (f"TaskError: the task's process ended unexpectedly ({how}) before it returned; "
-             "results published up to its last subcall are kept.")
-    summary = _final_summary(last)
-    _close_trace(last, trace_path, "error", error, published, summary, None)
-    return {"status": "error", "result": published, "error": error, "budget_summary": summary}

@@ -39,7 +39,7 @@ from rlm._exits import (
     EXIT_USAGE,
 )
 from rlm._remote import is_url
-from rlm._supervise import supervise
+from rlm._supervise import Channel, supervise
 from rlm.cache import ResponseCache
 from rlm.errors import (
     ConfigError,
@@ -51,7 +51,7 @@ from rlm.errors import (
     TaskError,
 )
 from rlm.pricing import format_usd
-from rlm.runtime import run_task
+from rlm.runtime import run_task, unstarted_result
 from rlm.tasks import BUILTIN, TaskInfo, discover_tasks, load_task
 from rlm.trace import RunRecord, read_runs, redact
 
@@ -308,10 +308,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     shown = warnings.showwarning
     warnings.showwarning = _one_line_warning
+    session = _Session()
+    try:
+        with _signals_end_the_command(session):
+            try:
+                _release_held_signals()
+                return _dispatch(args, session)
+            except _Stopped as stop:
+                return _publish(_stopped_before_the_task(session, stop.signum), session)
+    finally:
+        warnings.showwarning = shown
+
+
+def _dispatch(args: list[str], session: _Session) -> int:
+    """The command's exit code; every problem is one line on stderr."""
     try:
         if args and args[0] in _SUBCOMMANDS:
             return _subcommand(args[0], args[1:])
-        return _main(args)
+        return _main(args, session)
     except (UsageError, ConfigError, TaskError) as exc:
         print(f"{_prog()}: error: {redact(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
@@ -325,15 +339,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader went away (`rlm --list-tasks | head`): it had what it wanted; say nothing more.
         _quiet_stdout()
         return EXIT_COMPLETED
-    except KeyboardInterrupt:
+    except _Stopped:
+        raise
+    except KeyboardInterrupt:  # raised where no handler of ours was installed (not the main thread)
         print(f"{_prog()}: interrupted", file=sys.stderr)
         return EXIT_SIGINT
     except Exception as exc:  # a bug of ours: still one line, never a traceback
         print(f"{_prog()}: internal error: {redact(f'{type(exc).__name__}: {exc}')}. Please report it.",
               file=sys.stderr)
         return EXIT_INTERNAL
-    finally:
-        warnings.showwarning = shown
 
 
 _SUBCOMMANDS = ("check", "report", "mcp")
@@ -354,25 +368,33 @@ def _subcommand(name: str, argv: list[str]) -> int:
     return report_main(argv)
 
 
-def _main(argv: Sequence[str]) -> int:
+def _main(argv: Sequence[str], session: _Session) -> int:
     load_dotenv_file()
     args = _parser().parse_args(argv)
+    session.compact = args.compact
     done = _without_a_run(args)
     if done is not None:
         return done
-    task, params = _prepare(args)
+    session.stage = "while checking the input"
+    _prepare(args)
     with contextlib.ExitStack() as cleanup:
-        config = _config(args, cleanup)
-        config = _resolve_model(config)
+        config = session.config = _config(args, cleanup)
+        session.stage = "while asking the server which model it serves"
+        config = session.config = _resolve_model(config)
+        session.stage = "while reading the input"
         source = _source(args, cleanup)
-        if args.trace and not args.resume:
-            _warn_if_changed(Path(args.trace), task, source)
+        job = _Job(args.task, source, args.file == ["-"], config, args.param, args.debug or env_flag("RLM_DEBUG"),
+                   strict=args.strict, resume=args.resume, trace=config.trace_path)
         if args.confirm_above is not None and not config.dry_run:
-            _confirm(task, source, config, params, args.confirm_above)
-        result = _execute(task, source, config, params, debug=args.debug or env_flag("RLM_DEBUG"))
+            session.stage = "during the --confirm-above preview"
+            unfinished = _confirm(job, args.confirm_above, session)
+            if unfinished is not None:
+                return _publish(unfinished, session)
+            job = dataclasses.replace(job, quiet=True)  # the preview said the warnings about the task
+        result = _execute(job, session)
         if args.report:
             _write_report(Path(str(config.trace_path)), Path(os.path.expanduser(os.path.expandvars(args.report))))
-    return _publish(args, config, result)
+    return _publish(result, session)
 
 
 def _without_a_run(args: argparse.Namespace) -> int | None:
@@ -390,8 +412,11 @@ def _without_a_run(args: argparse.Namespace) -> int | None:
     return None
 
 
-def _prepare(args: argparse.Namespace) -> tuple[TaskInfo, dict[str, Any]]:
-    """Everything that can be refused before any work: the input files, the task, its parameters, --resume."""
+def _prepare(args: argparse.Namespace) -> None:
+    """What can be refused before any work without loading the task: the input files, --resume's flags.
+
+    The task is loaded only in the supervised child (see _prepare_task), under the hard stop.
+    """
     if not args.file:
         _fail("the FILE argument is required")
     if "-" in args.file and len(args.file) > 1:
@@ -400,62 +425,106 @@ def _prepare(args: argparse.Namespace) -> tuple[TaskInfo, dict[str, Any]]:
     for given in args.file:  # bad input is reported before anything else is done
         if given != "-":
             _check_url(given) if is_url(given) else _check_file(Path(given), args.allow_binary, limit=limit)
-    task = load_task(args.task)
-    params = _check_params(task, args.param)
-    _check_rules(task, strict=args.strict)
     if args.resume is not None:
-        _resume_from(args, task)
-    return task, params
+        trace = Path(args.resume)
+        if not trace.is_file():
+            _fail(f"No trace at {trace} to resume from; pass the --trace file of the halted run.")
+        if args.no_cache or args.dry_run:
+            _fail("--resume replays answered calls from the response cache: drop --no-cache / --dry-run.")
+        if not args.trace:
+            args.trace = str(trace)  # the resumed run continues the same trail
 
 
-def _source(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> Any:
+def _source(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> Path | list[Path | str]:
     """What the task reads: a path, a list of paths, or standard input spooled to a file (removed afterwards)."""
-    paths: list[Any] = [f if is_url(f) else Path(f) for f in args.file]  # a URL stays a str, in a list
+    paths: list[Path | str] = [f if is_url(f) else Path(f) for f in args.file]  # a URL stays a str, in a list
     if args.file != ["-"]:
         return paths[0] if len(paths) == 1 and isinstance(paths[0], Path) else paths
     stdin_file = _stdin_to_file()
     cleanup.callback(stdin_file.unlink, missing_ok=True)
+    _check_file(stdin_file, args.allow_binary, stdin=True)
+    return stdin_file
+
+
+@dataclasses.dataclass(frozen=True)
+class _Job:
+    """What the supervised child needs to load the task by its name and run it (it must pickle)."""
+
+    task: str  # as given to --task: the child loads it itself
+    source: Path | list[Path | str]  # a URL stays a str
+    stdin: bool  # the source is standard input spooled to a file: cited as <stdin>
+    config: GuardConfig
+    params: list[tuple[str, Any, str]]  # as --param gave them
+    debug: bool
+    strict: bool = False
+    resume: str | None = None  # the trace of the halted run to resume
+    trace: str | None = None  # the run's trace, which may hold a halted run of the task
+    quiet: bool = False  # no warnings about the task (the preview before it said them)
+
+
+def _run_job(job: _Job, channel: Channel) -> dict[str, Any]:
+    """In the supervised child: load the task, check it, run it, and return its result (the signal too)."""
     from rlm.context_access import open_context
 
-    source = open_context(stdin_file, name="<stdin>")  # cited as <stdin>, not as a file that is gone afterwards
+    def warn(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> None:
+        channel.notice(f"{_prog()}: warning: {redact(str(message))}")
 
-    def close() -> None:
-        with contextlib.suppress(BufferError):
-            source.close()
+    warnings.showwarning = warn
+    try:
+        task, params = _prepare_task(job, (lambda text: None) if job.quiet else channel.notice)
+    except UsageError as exc:  # nothing was run: the parent reports it, exit 2
+        raise TaskError(str(exc)) from None
+    # Standard input is cited as <stdin>, not as a file that is gone afterwards.
+    source = open_context(job.source, name="<stdin>") if job.stdin else job.source
+    try:
+        with _signals_stop_the_run():
+            return run_task(task.function, source, job.config, params=params, checkpoint=channel.checkpoint,
+                            include_traceback=job.debug)
+    except RunInterrupted as stopped:  # the run closed its trace and ledger; report what it had
+        return {**stopped.result, "signal": stopped.signal_name}
 
-    cleanup.callback(close)
-    _check_file(stdin_file, args.allow_binary, stdin=True)
-    return source
+
+def _prepare_task(job: _Job, say: Callable[[str], None]) -> tuple[TaskInfo, dict[str, Any]]:
+    """Load the task and refuse what does not fit before it runs: its parameters, --strict, --resume."""
+    task = load_task(job.task)
+    params = _check_params(task, job.params)
+    _check_rules(task, strict=job.strict, say=say)
+    if job.resume is not None:
+        _resume_from(Path(job.resume), task, job.source, say)
+    elif job.trace:
+        _warn_if_changed(Path(job.trace), task, job.source, say)
+    return task, params
 
 
-def _execute(task: TaskInfo, source: Any, config: GuardConfig, params: dict[str, Any], *,
-             debug: bool) -> dict[str, Any]:
+def _execute(job: _Job, session: _Session) -> dict[str, Any]:
     """Run the task in a supervised child process, so that even a task stuck in C code ends by the limit."""
     progress = _Progress(sys.stderr) if sys.stderr.isatty() else None
-
-    def work(checkpoint: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
-        try:
-            with _signals_stop_the_run():
-                return run_task(task.function, source, config, params=params, progress=progress,
-                                checkpoint=checkpoint, include_traceback=debug)
-        except RunInterrupted as stopped:  # the run closed its trace and ledger; report what it had
-            return {**stopped.result, "signal": stopped.signal_name}
-        finally:
-            if progress is not None:
-                progress.clear()
-
-    result = supervise(work, limit_seconds=config.max_runtime_seconds, trace_path=config.trace_path)
-    result["debug"] = debug
+    # From here the supervisor answers signals (it stops the run); after it, they only set the exit code.
+    session.raising = False
+    try:
+        result = supervise(_run_job, job, job.config, progress=progress, notice=_notice, pending=session.received)
+    finally:
+        if progress is not None:
+            progress.clear()
+    result["debug"] = job.debug
     return result
 
 
-def _publish(args: argparse.Namespace, config: GuardConfig, result: dict[str, Any]) -> int:
-    """Print the JSON result on stdout and what needs a person's attention on stderr; the exit code."""
+def _notice(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+def _publish(result: dict[str, Any], session: _Session) -> int:
+    """Print the JSON result on stdout and what needs a person's attention on stderr; the exit code.
+
+    A signal received meanwhile is noted, not obeyed: the result is printed whole, and the exit code says so.
+    """
+    session.raising = False
     trace_text = result.pop("traceback", None)
     stopped_by = result.pop("signal", None)
     debug = result.pop("debug", False)
     try:
-        print(redact(json.dumps(result, indent=None if args.compact else 2, ensure_ascii=False)))
+        print(redact(json.dumps(result, indent=None if session.compact else 2, ensure_ascii=False)))
         sys.stdout.flush()
     except BrokenPipeError:  # `rlm ... | head`: the exit code still says how the run ended
         _quiet_stdout()
@@ -463,7 +532,10 @@ def _publish(args: argparse.Namespace, config: GuardConfig, result: dict[str, An
         print(f"{_prog()}: {result['status']}: {result['error']}", file=sys.stderr)
     if debug and trace_text:
         print(redact(trace_text).rstrip(), file=sys.stderr)
-    _warn_about(result.get("budget_summary") or {}, config)
+    if session.config is not None:
+        _warn_about(result.get("budget_summary") or {}, session.config)
+    if stopped_by is None and session.received:
+        stopped_by = _SIGNAL_NAMES.get(session.received[0])
     if stopped_by is not None:
         return EXIT_SIGTERM if stopped_by == "SIGTERM" else EXIT_SIGINT
     return _EXIT_BY_STATUS.get(result["status"], EXIT_ERROR)
@@ -487,6 +559,80 @@ def _warn_about(summary: dict[str, Any], config: GuardConfig) -> None:
         print(f"{_prog()}: warning: the dry run's worst case, ${dry['worst_case_cost_usd']:.6f} for {dry['subcalls']} "
               f"subcalls, is more than the {format_usd(config.max_cost)} budget: a real run may stop early "
               "(partial). Raise --cost, or narrow the task.", file=sys.stderr)
+
+
+_SIGNAL_NAMES: dict[int, str] = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@dataclasses.dataclass
+class _Session:
+    """One command's state as far as signals care: where it is, and what a stop must print."""
+
+    stage: str = "while starting"  # said in the result of a stop before the task started
+    config: GuardConfig | None = None
+    compact: bool = False
+    #: While True a signal raises _Stopped; afterwards a run or its result exists, and signals are only noted.
+    raising: bool = True
+    received: list[int] = dataclasses.field(default_factory=list)
+
+
+class _Stopped(KeyboardInterrupt):  # noqa: N818 - it stands for a KeyboardInterrupt
+    """SIGINT or SIGTERM received by the command line before its task started: it ends with a result."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(_SIGNAL_NAMES.get(signum, str(signum)))
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _signals_end_the_command(session: _Session) -> Iterator[None]:
+    """From here to the exit, SIGINT and SIGTERM end the command with a JSON result and exit 130 / 143.
+
+    Before a run exists a signal raises _Stopped wherever the command is (scanning a folder, asking the server
+    for its model); afterwards it is noted, and sets the exit code. run.py blocks both signals until this point
+    (see _release_held_signals), so that none is lost while Python imports; they are blocked again at the end,
+    so that one arriving as the process exits cannot kill it without its exit code.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = hasattr(signal, "pthread_sigmask") and set(_STOP_SIGNALS) <= signal.pthread_sigmask(signal.SIG_BLOCK, [])
+
+    def on_signal(signum: int, frame: object) -> None:
+        session.received.append(signum)
+        if session.raising and len(session.received) == 1:
+            raise _Stopped(signum)
+
+    previous = {signum: signal.signal(signum, on_signal) for signum in _STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        if held:
+            signal.pthread_sigmask(signal.SIG_BLOCK, set(_STOP_SIGNALS))
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+def _release_held_signals() -> None:
+    """Unblock SIGINT and SIGTERM, which run.py blocks while Python imports rlm: one held back arrives now."""
+    if hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread():
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, set(_STOP_SIGNALS))
+
+
+def _stopped_before_the_task(session: _Session, signum: int) -> dict[str, Any]:
+    """The result of a command stopped before its task started: partial, no result, nothing spent."""
+    session.raising = False
+    name = _SIGNAL_NAMES.get(signum, str(signum))
+    error = (f"InterruptError: Stopped by {name} {session.stage}, before the task started; nothing was run "
+             "or spent.")
+    config = session.config
+    if config is None:
+        with contextlib.suppress(RLMError):  # a bad setting in the environment: no summary then
+            config = GuardConfig()
+    if config is None:
+        return {"status": "partial", "result": None, "error": error, "budget_summary": None, "signal": name}
+    return {**unstarted_result(config, error), "signal": name}
 
 
 class _Terminated(KeyboardInterrupt):  # noqa: N818 - it stands for a KeyboardInterrupt
@@ -546,44 +692,47 @@ def _changes(halted: RunRecord, task: TaskInfo, source: Any) -> list[str]:
     return changed
 
 
-def _resume_from(args: argparse.Namespace, task: TaskInfo) -> None:
-    trace = Path(args.resume)
-    if not trace.is_file():
-        _fail(f"No trace at {trace} to resume from; pass the --trace file of the halted run.")
-    if args.no_cache or args.dry_run:
-        _fail("--resume replays answered calls from the response cache: drop --no-cache / --dry-run.")
+def _resume_from(trace: Path, task: TaskInfo, source: Any, say: Callable[[str], None]) -> None:
     halted = _halted_run(trace, task)
     if halted is None:
         _fail(f"{trace} holds no halted run of task {task.name} to resume.")
-    changed = _changes(halted, task, [f if is_url(f) else Path(f) for f in args.file]
-                       if len(args.file) > 1 or is_url(args.file[0]) else Path(args.file[0]))
+    changed = _changes(halted, task, source)
     if changed:
         _fail(f"Refusing to resume run {halted.run_id}: {' and '.join(changed)} changed since it ran. "
               "Run without --resume to start afresh (unchanged calls still replay from the cache).")
-    if not args.trace:
-        args.trace = str(trace)  # the resumed run continues the same trail
-    print(f"{_prog()}: resuming run {halted.run_id}: answered calls replay from the cache at $0", file=sys.stderr)
+    say(f"{_prog()}: resuming run {halted.run_id}: answered calls replay from the cache at $0")
 
 
-def _warn_if_changed(trace: Path, task: TaskInfo, source: Any) -> None:
+def _warn_if_changed(trace: Path, task: TaskInfo, source: Any, say: Callable[[str], None]) -> None:
     halted = _halted_run(trace, task) if trace.is_file() else None
     if halted is None:
         return
     changed = _changes(halted, task, source)
     if changed:
-        print(f"{_prog()}: warning: {' and '.join(changed)} changed since run {halted.run_id} was halted; "
-              "only calls that are exactly the same replay from the cache.", file=sys.stderr)
+        say(f"{_prog()}: warning: {' and '.join(changed)} changed since run {halted.run_id} was halted; "
+            "only calls that are exactly the same replay from the cache.")
 
 
-def _confirm(task: TaskInfo, source: Any, config: GuardConfig, params: dict[str, Any],
-             threshold: float) -> None:
-    """A dry run first; above ``threshold`` dollars of worst case, ask on a terminal (refuse elsewhere)."""
-    preview = run_task(task.function, source, dataclasses.replace(config, dry_run=True, cache=False, trace_path=None),
-                       params=params)
+def _confirm(job: _Job, threshold: float, session: _Session) -> dict[str, Any] | None:
+    """A dry run first; above ``threshold`` dollars of worst case, ask on a terminal (refuse elsewhere).
+
+    The preview runs under the same hard stop as the run. A preview that did not finish is returned, to be
+    printed instead of running (its worst case is unknown); None means go ahead.
+    """
+    config = job.config
+    dry_config = dataclasses.replace(config, dry_run=True, cache=False, trace_path=None)
+    preview = supervise(_run_job, dataclasses.replace(job, config=dry_config, debug=False), dry_config,
+                        notice=_notice, pending=session.received)
+    stopped_by = preview.get("signal")
+    if stopped_by is not None:
+        raise _Stopped(signal.SIGTERM if stopped_by == "SIGTERM" else signal.SIGINT)
+    if preview["status"] == "partial":
+        return {**preview, "error": f"The --confirm-above preview (a dry run) did not finish, so the task was not "
+                                    f"run and nothing was spent: {preview['error']}"}
     dry = (preview.get("budget_summary") or {}).get("dry_run") or {}
     worst = float(dry.get("worst_case_cost_usd", 0.0))
     if worst <= threshold:
-        return
+        return None
     question = (f"The worst case of this run is {format_usd(worst)} for {dry.get('subcalls')} subcalls, above "
                 f"--confirm-above {format_usd(threshold)} (the budget is {format_usd(config.max_cost)}).")
     if not sys.stdin.isatty():
@@ -592,6 +741,7 @@ def _confirm(task: TaskInfo, source: Any, config: GuardConfig, params: dict[str,
     sys.stderr.flush()
     if sys.stdin.readline().strip().lower() not in ("y", "yes"):
         _fail("Not confirmed; nothing was spent.")
+    return None
 
 
 def _write_report(trace: Path, out: Path) -> None:
@@ -646,7 +796,7 @@ def _model_memory(config: GuardConfig) -> Iterator[ResponseCache | None]:
         cache.close()
 
 
-def _check_rules(task: TaskInfo, *, strict: bool) -> None:
+def _check_rules(task: TaskInfo, *, strict: bool, say: Callable[[str], None]) -> None:
     """Warn about (or, with --strict, refuse) a task that breaks the four rules, before it spends anything."""
     import inspect
 
@@ -660,8 +810,8 @@ def _check_rules(task: TaskInfo, *, strict: bool) -> None:
     except CheckError:
         return  # the task imported, so Python could read it; a file the checker cannot is no reason to stop
     for finding in findings:
-        print(f"{_prog()}: {'error' if strict else 'warning'}: {os.path.relpath(finding.file)}:{finding.line}: "
-              f"{finding.rule}: {finding.message} (fix: {finding.fix})", file=sys.stderr)
+        say(f"{_prog()}: {'error' if strict else 'warning'}: {os.path.relpath(finding.file)}:{finding.line}: "
+            f"{finding.rule}: {finding.message} (fix: {finding.fix})")
     if findings and strict:
         _fail(f"{len(findings)} problem(s) found by the checker in {task.name}; fix them, or run without --strict.")
 

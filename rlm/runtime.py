@@ -38,7 +38,7 @@ from rlm.guards import GuardConfig, Run, current_run, run_of_this_thread
 from rlm.trace import redact
 
 __all__ = ["run_task", "TaskBuilder", "publish", "bind_params", "describe_parameters", "task_signature",
-           "task_source_sha256", "TaskFn"]
+           "task_source_sha256", "unstarted_result", "TaskFn"]
 
 TaskFn = Callable[[Context], Any]
 V = TypeVar("V")
@@ -235,7 +235,7 @@ def run_task(
     (the trace always has it).
     ``progress`` is called with the budget summary after every subcall.
     ``checkpoint`` is called when the task starts, after every reservation and after every subcall with
-    ``{"event", "result", "budget_summary", "run_id", "trace_seq", "deadline_monotonic"}``
+    ``{"event", "result", "budget_summary", "run_id", "trace_seq", "deadline_monotonic", "started_monotonic"}``
     (``result``: what the task has published so far), so that a supervisor
     can report the run even if its process is killed.
     """
@@ -348,6 +348,7 @@ def _conclude(run: Run, ctx: Context, owns_context: bool, outcome: _Outcome,
 def _checkpointer(run: Run, send: Callable[[dict[str, Any]], None]) -> Callable[[str], None]:
     def listen(event: str) -> None:
         send({"event": event, "result": _snapshot(run.published), "deadline_monotonic": run.deadline,
+              "started_monotonic": run.started,
               "budget_summary": run.budget_summary(), "run_id": run.id,
               "trace_seq": run.trace.seq if run.trace is not None else None})
     return listen
@@ -366,6 +367,17 @@ def _finish(
         with contextlib.suppress(BufferError):  # an abandoned task may still be reading it
             ctx.close()
     return {"status": status, "result": result, "error": error, "budget_summary": summary}
+
+
+def unstarted_result(config: GuardConfig, error: str, *, status: str = "partial") -> dict[str, Any]:
+    """The result of a run stopped before its task started (by a signal, say): nothing published, nothing
+    spent, and a zero budget summary in the shape of any other result. Writes no trace."""
+    run = Run(dataclasses.replace(config, trace_path=None), task="unstarted")
+    try:
+        run.end()
+        return {"status": status, "result": None, "error": error, "budget_summary": run.budget_summary()}
+    finally:
+        run.close()
 
 
 class TaskBuilder:

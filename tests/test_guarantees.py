@@ -286,6 +286,59 @@ def test_run_py_ends_a_task_stuck_in_c_by_the_limit_plus_two_seconds(
     assert elapsed < 0.5 + 2.0 + 4.0  # plus the interpreter's start and imports: 2-3 s on a busy 2-core machine
 
 
+def test_a_task_whose_module_starts_a_thread_is_still_killed_at_the_limit_with_the_real_elapsed_time(
+        llm: LoopbackServer, tmp_path: Path, cli: Callable[..., Any]) -> None:
+    """A thread started on import (as many libraries do) once made the command run the task in-process,
+    with no hard stop; and the summary of a killed run said the elapsed time of its last checkpoint."""
+    task = tmp_path / "threaded.py"
+    task.write_text(
+        "import re, threading, time\n"
+        "from rlm.context_access import context_head\n"
+        "from rlm.runtime import publish\n"
+        "from rlm.subcalls import semantic_subcall\n\n"
+        "threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()\n\n"
+        "def stuck(context):\n"
+        "    seen = publish('seen', [])\n"
+        "    seen.append(semantic_subcall('First.', context_head(context, 100)))\n"
+        "    semantic_subcall('Second.', context_head(context, 50))\n"
+        "    re.match(r'(a+)+$', 'a' * 64 + 'b')  # C code that holds the GIL\n")
+    trace = tmp_path / "t.jsonl"
+    ran = cli(str(ROOT / "examples" / "server.log"), "--task", f"{task}:stuck", "--timeout", "1", "--no-cache",
+              "--trace", str(trace))
+    ended = time.time()
+    run_start = json.loads(trace.read_text().splitlines()[0])
+    assert ran.code == 3 and "killed" in ran.result["error"] and ran.result["result"] == {"seen": ["ok"]}
+    elapsed = ran.result["budget_summary"]["elapsed_seconds"]
+    assert 1.0 + 1.0 <= elapsed < 1.0 + 1.0 + 1.0  # killed at the limit plus the grace period
+    assert abs(elapsed - (ended - run_start["ts"])) < 0.5  # the run's real time up to the kill
+
+
+def test_a_confirm_above_preview_of_a_stuck_task_ends_by_the_limit_with_the_json_result(
+        llm: LoopbackServer, stuck_task: str, cli: Callable[..., Any]) -> None:
+    started = time.monotonic()
+    ran = cli(str(ROOT / "examples" / "server.log"), "--task", stuck_task, "--timeout", "1", "--no-cache",
+              "--confirm-above", "0.0001")
+    assert time.monotonic() - started < 1.0 + 1.0 + 1.5  # plus the child's start on a busy machine
+    assert ran.code == 3 and ran.result["status"] == "partial"
+    assert "preview" in ran.result["error"] and "killed" in ran.result["error"]
+    assert llm.chat_requests == []  # the task itself never ran
+
+
+def test_what_a_task_started_ends_with_the_run_so_a_pipeline_is_not_held_open(
+        tmp_path: Path, child_env: Callable[..., dict[str, str]]) -> None:
+    task = tmp_path / "spawner.py"
+    task.write_text("import subprocess\n\n"
+                    "def spawn(context):\n"
+                    "    subprocess.Popen(['sleep', '60'])  # inherits stdout, and would hold the pipe a minute\n"
+                    "    return 'started'\n")
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, str(ROOT / "run.py"), str(ROOT / "examples" / "server.log"), "--task",
+                           f"{task}:spawn", "--dry-run", "--compact"], cwd=tmp_path, env=child_env(),
+                          capture_output=True, text=True, timeout=30)  # waits for the pipes to close
+    assert proc.returncode == 0 and json.loads(proc.stdout)["result"] == "started", proc.stderr
+    assert time.monotonic() - started < 6.0  # the interpreter, the fork server and the run, not 60 s
+
+
 # -- 6. an abandoned call stops the server's work --------------------------------------------------
 
 def test_a_call_abandoned_at_the_deadline_stops_the_generation(llm: LoopbackServer) -> None:

@@ -3,14 +3,17 @@ run_task) while calls are in flight at the loopback server."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -124,3 +127,60 @@ def test_a_script_that_calls_run_task_gets_the_partial_result_with_the_keyboard_
     assert result["status"] == "partial" and "SIGINT" in result["error"]
     assert result["budget_summary"]["kept_reservations_usd"] > 0
     assert [json.loads(line)["event"] for line in trace.read_text().splitlines()][-1] == "run_end"
+
+
+@pytest.fixture
+def stalled_server() -> Iterator[tuple[str, threading.Event]]:
+    """A base URL whose server accepts connections and never answers, and an event set once one arrives."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    connected = threading.Event()
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            held.append(listener.accept()[0])
+            connected.set()
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/v1", connected
+    listener.close()
+    for conn in held:
+        conn.close()
+
+
+@pytest.mark.parametrize(("signum", "code", "name"), [(signal.SIGINT, 130, "SIGINT"), (signal.SIGTERM, 143, "SIGTERM")])
+def test_a_signal_before_the_task_starts_still_gives_the_json_result(
+        stalled_server: tuple[str, threading.Event], signum: int, code: int, name: str,
+        child_env: Callable[..., dict[str, str]]) -> None:
+    base_url, connected = stalled_server
+    env = child_env(PYTHONPATH=str(ROOT), OPENAI_BASE_URL=base_url, OPENAI_API_KEY="sk-test-0123456789abcdef")
+    proc = subprocess.Popen([sys.executable, RUN, LOG, "--task", "find_errors_in_log", "--no-cache"], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert connected.wait(20), "the command never asked the server for its model"
+    sent = time.monotonic()
+    proc.send_signal(signum)  # while it waits for GET /models
+    returncode, result, err, _ = finish(proc)
+    assert returncode == code, err
+    assert time.monotonic() - sent < 1.0 + 0.5
+    assert result["status"] == "partial" and result["result"] is None
+    assert f"Stopped by {name}" in result["error"] and "before the task started" in result["error"]
+    summary = result["budget_summary"]  # the shape of any run's summary, with nothing spent
+    assert summary["total_cost_usd"] == 0 and summary["total_calls"] == 0 and summary["guard_trips"] == []
+    assert "Traceback" not in err
+
+
+def test_a_single_ctrl_c_on_a_stuck_task_says_it_was_killed_after_the_grace_period(
+        llm: LoopbackServer, stuck_task: str, child_env: Callable[..., dict[str, str]]) -> None:
+    proc = start(child_env(), [RUN, LOG, "--task", stuck_task, "--no-cache", "--timeout", "60"])
+    wait_for_calls(llm, 2)
+    time.sleep(0.3)  # inside re.match now
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    returncode, result, err, _ = finish(proc)
+    assert returncode == 130 and time.monotonic() - sent < 1.0 + 1.0
+    assert "second Ctrl-C" not in result["error"]
+    assert "did not stop by itself within the 1s grace period" in result["error"]
+    assert result["result"] == {"seen": ["ok"]}
+    assert result["budget_summary"]["elapsed_seconds"] >= 0.3 + 1.0  # the real time, not the last checkpoint's
