@@ -303,6 +303,7 @@ class _Watch:
         self.published: Any = None
         self.stopped: int | None = None  # the signal that stopped the run, if one did
         self.reported = False
+        self.mapped_files: list[tuple[str, int]] = []  # (path, bytes) the child maps, from its first checkpoint
 
     def wait(self, wake_r: int, pending: list[int], progress: Callable[[dict[str, Any]], None] | None,
              notice: Callable[[str], None] | None) -> dict[str, Any]:
@@ -318,15 +319,17 @@ class _Watch:
             ready = multiprocessing.connection.wait([self.connection, sentinel, wake_r], timeout)
             if wake_r in ready:
                 os.read(wake_r, 1024)
+            gone = False
             while self.connection.poll():
                 try:
                     message = json.loads(self.connection.recv_bytes())
-                except (EOFError, OSError):  # the child is gone
+                except (EOFError, OSError):  # the child is gone: its end of the pipe is closed (EOF stays readable)
+                    gone = True
                     break
                 outcome = self._on_message(message, progress, notice)
                 if outcome is not None:
                     return outcome
-            if sentinel in ready and not self.connection.poll():
+            if gone or (sentinel in ready and not self.connection.poll()):
                 return self._died()
 
     def _on_signal(self, signum: int) -> dict[str, Any] | None:
@@ -364,6 +367,7 @@ class _Watch:
                 notice(str(message.get("text")))
             return None
         self.last = message
+        self.mapped_files = message.get("mapped_files", self.mapped_files)
         self.published = message.get("result", self.published)
         if self.stopped is None and isinstance(message.get("deadline_monotonic"), (int, float)):
             # CLOCK_MONOTONIC is one clock for every process of the machine.
@@ -379,6 +383,8 @@ class _Watch:
                else f"exit code {exitcode}" if exitcode is not None else "an unknown status")
         error = (f"TaskError: the task's process ended unexpectedly ({how}) before it returned; "
                  "results published up to its last subcall are kept.")
+        if exitcode == -signal.SIGBUS and self.last:
+            return self._changed_under_the_reader()
         if not self.last:
             return unstarted_result(self.config, error, status="error")
         if self.stopped is not None:  # a signal to the whole group (kill -TERM -PGID) ends the fork server too
@@ -387,6 +393,25 @@ class _Watch:
         summary = _final_summary(self.last, time.monotonic())
         _close_trace(self.last, self.config.trace_path, "error", error, self.published, summary, None)
         return {"status": "error", "result": self.published, "error": error, "budget_summary": summary}
+
+    def _changed_under_the_reader(self) -> dict[str, Any]:
+        """A mapped file shrank while the task read it (logrotate's copytruncate): the fault ends the child, not
+        rlm; the run is reported partial from its last checkpoint, naming the file."""
+        shrunk = []
+        for path, length in self.mapped_files:
+            try:
+                now = os.stat(path).st_size
+            except OSError:
+                now = 0
+            if now < length:
+                shrunk.append(f"{path} ({length:,} bytes when opened, {now:,} now)")
+        which = ", ".join(shrunk[:3]) if shrunk else "an input file"
+        error = (f"ContextAccessError: {which} was truncated while it was read (logrotate's copytruncate does "
+                 "this), so reading it stopped. Results published up to the last subcall are kept; copy the file "
+                 "first, or read the rotated copy.")
+        summary = _final_summary(self.last, time.monotonic())
+        _close_trace(self.last, self.config.trace_path, "partial", error, self.published, summary, None)
+        return {"status": "partial", "result": self.published, "error": error, "budget_summary": summary}
 
     def _kill(self, *, second: bool = False) -> dict[str, Any]:
         killed_at = time.monotonic()

@@ -612,6 +612,11 @@ class Context:
         return [(p.name, p.start, p.end) for p in self._parts if p.file is not None]
 
     @property
+    def mapped_files(self) -> list[tuple[str, int]]:
+        """``(path, bytes)`` of each local file mapped for this context: what must not shrink while it is read."""
+        return [(os.fspath(p.path), p.length) for p in self._parts if p.path is not None]
+
+    @property
     def closed(self) -> bool:
         return self._closed
 

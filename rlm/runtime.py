@@ -263,6 +263,8 @@ def run_task(
         return _finish(run, None, owns_context, "error", None, _one_line(exc))
     run.emit("run_start", task=name, config=config.public_dict(), context=ctx.describe(), depth=run.depth,
              task_source_sha256=task_source_sha256(task_fn), input_fingerprint=fingerprint)
+    if checkpoint is not None:  # the supervisor learns which mapped files must not shrink (see _supervise)
+        run.listener = _checkpointer(run, checkpoint, mapped_files=ctx.mapped_files)
     if run.listener is not None:
         run.listener("started")
     outcome = _run_on_a_thread(run, ctx, owns_context, lambda: task_fn(ctx, **params))
@@ -345,12 +347,17 @@ def _conclude(run: Run, ctx: Context, owns_context: bool, outcome: _Outcome,
     return finished
 
 
-def _checkpointer(run: Run, send: Callable[[dict[str, Any]], None]) -> Callable[[str], None]:
+def _checkpointer(run: Run, send: Callable[[dict[str, Any]], None],
+                  mapped_files: list[tuple[str, int]] | None = None) -> Callable[[str], None]:
     def listen(event: str) -> None:
-        send({"event": event, "result": _snapshot(run.published), "deadline_monotonic": run.deadline,
-              "started_monotonic": run.started,
-              "budget_summary": run.budget_summary(), "run_id": run.id,
-              "trace_seq": run.trace.seq if run.trace is not None else None})
+        payload: dict[str, Any] = {"event": event, "result": _snapshot(run.published),
+                                   "deadline_monotonic": run.deadline,
+                   "started_monotonic": run.started,
+                   "budget_summary": run.budget_summary(), "run_id": run.id,
+                   "trace_seq": run.trace.seq if run.trace is not None else None}
+        if event == "started" and mapped_files is not None:
+            payload["mapped_files"] = mapped_files
+        send(payload)
     return listen
 
 

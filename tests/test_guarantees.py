@@ -571,3 +571,28 @@ def test_a_stream_past_the_output_cap_is_cut_and_billed_at_what_arrived(llm: Loo
             break
         time.sleep(0.02)
     assert llm.generations[-1].tokens_generated < 25_000 / 2
+
+
+# -- a log truncated while it is read ------------------------------------------------------------
+
+def test_a_log_truncated_while_it_is_read_is_named_and_what_was_published_is_kept(
+        llm: LoopbackServer, cli: Any, tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_text("".join(f"2026-01-01 10:00:{i % 60:02d} INFO line {i}\n" for i in range(4000)))  # ~150 KB
+    task = tmp_path / "shrink.py"
+    task.write_text(
+        "from rlm.context_access import context_head, context_tail\n"
+        "from rlm.runtime import publish\n"
+        "from rlm.subcalls import semantic_subcall\n\n"
+        "def shrink(context):\n"
+        "    seen = publish('seen', [])\n"
+        "    seen.append(semantic_subcall('First.', context_head(context, 100)))\n"
+        "    semantic_subcall('Second.', context_head(context, 50))  # its checkpoint carries what was published\n"
+        f"    open({str(log)!r}, 'r+b').truncate(0)  # logrotate's copytruncate, mid-read\n"
+        "    seen.append(str(context_tail(context, 100)))  # mapped pages past the new end of the file\n"
+        "    return seen\n")
+    ran = cli(str(log), "--task", f"{task}:shrink", "--no-cache")
+    assert ran.code == 3 and ran.result["status"] == "partial"
+    assert str(log) in ran.result["error"] and "truncated while it was read" in ran.result["error"]
+    assert ran.result["result"] == {"seen": ["ok"]}
+    assert ran.result["budget_summary"]["total_calls"] == 2
