@@ -601,3 +601,11 @@ def test_listing_a_folder_before_the_run_is_bounded_by_the_runtime_limit(cli: Cl
         (folder / f"f{i}.log").write_bytes(b"x\n")
     ran = cli(str(folder), "--task", "find_errors_in_log", "--dry-run", "--timeout", "0.001")
     assert ran.code == 2 and f"Listing {folder} took longer than the runtime limit of 0.001s" in ran.stderr
+
+
+def test_every_package_of_rlm_is_shipped() -> None:
+    import tomllib
+
+    shipped = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    on_disk = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "rlm").rglob("__init__.py")}
+    assert on_disk <= shipped, f"add to [tool.setuptools] packages: {sorted(on_disk - shipped)}"
