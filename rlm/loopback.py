@@ -658,4 +658,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # Run the imported module's main, not this __main__ copy's: a responder does `from rlm.loopback import
+    # Fault`, and only the imported module's classes are the ones the server recognises.
+    from rlm.loopback import main as _main
+
+    raise SystemExit(_main())

@@ -175,7 +175,12 @@ def test_the_server_runs_from_the_shell_until_interrupted(tmp_path: Path) -> Non
     import subprocess
     import sys
 
-    (tmp_path / "answers.py").write_text("def answer(body):\n    return 'from the responder'\n")
+    (tmp_path / "answers.py").write_text(  # a responder may fault as well as answer
+        "from rlm.loopback import Fault\n\n"
+        "def answer(body):\n"
+        "    if 'fail' in body['messages'][-1]['content']:\n"
+        "        return Fault('status', status=503)\n"
+        "    return 'from the responder'\n")
     proc = subprocess.Popen([sys.executable, "-m", "rlm.loopback", "--port", "0", "--responder", "answers:answer",
                              "--model", "tiny", "--fault", "429:0"], cwd=tmp_path, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
@@ -189,10 +194,13 @@ def test_the_server_runs_from_the_shell_until_interrupted(tmp_path: Path) -> Non
         answer = shell_client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "q"}])
         assert answer.choices[0].message.content == "from the responder"  # after the scripted 429
         assert [m.id for m in shell_client.models.list().data] == ["tiny"]
+        with pytest.raises(openai.InternalServerError):
+            shell_client.with_options(max_retries=0).chat.completions.create(
+                model="tiny", messages=[{"role": "user", "content": "please fail"}])
     finally:
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=10)
-    assert proc.returncode == 0 and "served 2 chat requests" in err
+    assert proc.returncode == 0 and "served 3 chat requests" in err and "Traceback" not in err
 
 
 def test_the_shell_server_refuses_bad_switches() -> None:
