@@ -140,6 +140,8 @@ def _parser() -> _Parser:
     p.add_argument("--clear-cache", action="store_true", help="delete the response cache and exit")
     p.add_argument("--list-tasks", action="store_true", help="list the tasks with their parameters and exit")
     p.add_argument("--compact", action="store_true", help="print the JSON result on one line")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="write the JSON result to FILE instead of standard output (stderr says where)")
     p.add_argument("--allow-binary", action="store_true", help="analyse a file even if it looks binary")
     p.add_argument("--debug", action="store_true", help="print the task's traceback on an error (env RLM_DEBUG=1)")
     p.add_argument("--check", metavar="PATH[:function]",
@@ -372,6 +374,7 @@ def _main(argv: Sequence[str], session: _Session) -> int:
     load_dotenv_file()
     args = _parser().parse_args(argv)
     session.compact = args.compact
+    session.output = os.path.expanduser(os.path.expandvars(args.output)) if args.output else None
     done = _without_a_run(args)
     if done is not None:
         return done
@@ -523,11 +526,11 @@ def _publish(result: dict[str, Any], session: _Session) -> int:
     trace_text = result.pop("traceback", None)
     stopped_by = result.pop("signal", None)
     debug = result.pop("debug", False)
-    try:
-        print(redact(json.dumps(result, indent=None if session.compact else 2, ensure_ascii=False)))
-        sys.stdout.flush()
-    except BrokenPipeError:  # `rlm ... | head`: the exit code still says how the run ended
-        _quiet_stdout()
+    text = redact(json.dumps(result, indent=None if session.compact else 2, ensure_ascii=False))
+    _write_result(text, session.output)
+    for where in _cut_places(result.get("result")):
+        print(f"{_prog()}: warning: the result is cut at {where} (truncated: true): the task kept only part of "
+              "what it found there; narrow the input or raise the task's limits to see the rest.", file=sys.stderr)
     if result["status"] != "completed" and result.get("error"):
         print(f"{_prog()}: {result['status']}: {result['error']}", file=sys.stderr)
     if debug and trace_text:
@@ -539,6 +542,51 @@ def _publish(result: dict[str, Any], session: _Session) -> int:
     if stopped_by is not None:
         return EXIT_SIGTERM if stopped_by == "SIGTERM" else EXIT_SIGINT
     return _EXIT_BY_STATUS.get(result["status"], EXIT_ERROR)
+
+
+#: A result larger than this on a terminal's or a pipe's stdout gets a warning naming -o.
+_LARGE_RESULT_BYTES = 4 << 20
+
+
+def _write_result(text: str, output: str | None) -> None:
+    """The JSON result to stdout, or to ``-o FILE`` (written whole, then moved into place)."""
+    if output is None:
+        try:
+            print(text)
+            sys.stdout.flush()
+        except BrokenPipeError:  # `rlm ... | head`: the exit code still says how the run ended
+            _quiet_stdout()
+        if len(text) > _LARGE_RESULT_BYTES:
+            print(f"{_prog()}: warning: the result is {len(text) / 1e6:.1f} MB of JSON on standard output; "
+                  "write it to a file with -o FILE.", file=sys.stderr)
+        return
+    target = Path(output)
+    try:
+        partial = target.with_name(f".{target.name}.part")
+        partial.write_text(text + "\n", encoding="utf-8")
+        partial.replace(target)
+    except OSError as exc:  # the result must not be lost: it goes to stdout instead
+        print(f"{_prog()}: warning: cannot write {target} ({exc.strerror or exc}); the result follows on standard "
+              "output.", file=sys.stderr)
+        _write_result(text, None)
+        return
+    print(f"{_prog()}: result: {target} ({len(text):,} bytes)", file=sys.stderr)
+
+
+def _cut_places(value: Any, where: str = "result") -> list[str]:
+    """Where a result says it was cut (``"truncated": true`` at any depth), as paths like ``result.items``."""
+    found: list[str] = []
+    if isinstance(value, dict):
+        if value.get("truncated") is True:
+            found.append(where)
+        for key, item in value.items():
+            if isinstance(item, (dict, list)):
+                found += _cut_places(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value[:1000]):
+            if isinstance(item, (dict, list)):
+                found += _cut_places(item, f"{where}[{index}]")
+    return found[:5]
 
 
 def _warn_about(summary: dict[str, Any], config: GuardConfig) -> None:
@@ -572,6 +620,7 @@ class _Session:
     stage: str = "while starting"  # said in the result of a stop before the task started
     config: GuardConfig | None = None
     compact: bool = False
+    output: str | None = None  # -o FILE: where the JSON result goes instead of stdout
     #: While True a signal raises _Stopped; afterwards a run or its result exists, and signals are only noted.
     raising: bool = True
     received: list[int] = dataclasses.field(default_factory=list)

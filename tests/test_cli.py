@@ -609,3 +609,17 @@ def test_every_package_of_rlm_is_shipped() -> None:
     shipped = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     on_disk = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "rlm").rglob("__init__.py")}
     assert on_disk <= shipped, f"add to [tool.setuptools] packages: {sorted(on_disk - shipped)}"
+
+
+def test_output_to_a_file_and_cut_or_large_results_are_announced(cli: Cli, tmp_path: Path) -> None:
+    task = tmp_path / "shapes.py"
+    task.write_text("def cut(context):\n    return {'labels': {'a': 1}, 'sample': {'items': [1], 'truncated': True}}\n\n"
+                    "def large(context):\n    return 'x' * (5 << 20)\n")
+    out = tmp_path / "result.json"
+    ran = cli(LOG, "--task", f"{task}:cut", "--dry-run", "-o", str(out))
+    assert ran.code == 0 and ran.stdout == "" and f"result: {out}" in ran.stderr
+    assert json.loads(out.read_text())["result"]["sample"]["truncated"] is True
+    assert "the result is cut at result.sample (truncated: true)" in ran.stderr
+    large = cli(LOG, "--task", f"{task}:large", "--dry-run", "--compact")
+    assert large.code == 0 and "write it to a file with -o FILE" in large.stderr
+    assert len(large.result["result"]) == 5 << 20
