@@ -888,7 +888,9 @@ def open_context(source: ContextSource, *, name: str | None = None) -> Context:
     file is a valid empty context), a directory (every regular file under it,
     hidden ones and binary ones left out, in natural order), or a glob
     pattern (``Path("logs/app.log*")``). A list or tuple of paths is those
-    files in that order (directories and globs in it expand in place).
+    files in that order (directories and globs in it expand in place), except
+    that a rotated log's generations (``app.log``, ``app.log.1``, ...) are read
+    oldest first wherever they stand, as in a folder or a glob.
 
     Objects in storage are files too: a URL in the list (``["s3://bucket/logs/"]``, ``s3://``, ``gs://``,
     ``az://``, ``https://``, any fsspec protocol) is an object, a prefix (every object under it) or a glob,
@@ -942,7 +944,25 @@ def _many(sources: Iterable[object]) -> tuple[list[Path | _remote.RemoteObject],
             skipped += left_out
         else:
             files.append(_file(path))
-    return files, skipped
+    return _rotations_oldest_first(files), skipped
+
+
+def _rotations_oldest_first(files: list[Path | _remote.RemoteObject]) -> list[Path | _remote.RemoteObject]:
+    """Named files in the order given, except that a rotated log's generations are read oldest first wherever
+    they stand (``app.log app.log.1 app.log.2``, as a shell's ``app.log*`` lists them, reads ``.2 .1`` then
+    ``app.log``): the same rule as a folder or a glob."""
+    present = {f for f in files if isinstance(f, Path)}
+
+    def family(f: Path | _remote.RemoteObject) -> tuple[object, int]:
+        found = _ROTATED.match(f.name) if isinstance(f, Path) else None
+        if found and isinstance(f, Path) and f.with_name(found["base"]) in present:
+            return f.with_name(found["base"]), int(found["n"])
+        return f, 0
+
+    first: dict[object, int] = {}
+    for index, f in enumerate(files):
+        first.setdefault(family(f)[0], index)
+    return sorted(files, key=lambda f: (first[family(f)[0]], -family(f)[1]))
 
 
 def _ctx(ctx: ContextSource) -> Context:

@@ -154,3 +154,12 @@ def test_listing_a_huge_folder_stops_at_the_runtime_limit(tmp_path: Path) -> Non
     took = time.monotonic() - started
     assert result["status"] == "partial" and "while listing and opening the input" in result["error"]
     assert took < 1.0
+
+
+def test_rotated_logs_named_one_by_one_are_read_oldest_first_like_a_folder(tmp_path: Path) -> None:
+    for name in ("app.log", "app.log.1", "app.log.2", "b.txt", "a.txt"):
+        (tmp_path / name).write_text(f"{name}\n")
+    shell_order = [tmp_path / n for n in ("b.txt", "app.log", "app.log.1", "app.log.2", "a.txt")]  # as `*` lists
+    files = [Path(f).name for f in open_context(shell_order).files]
+    assert files == ["b.txt", "app.log.2", "app.log.1", "app.log", "a.txt"]  # other files keep their places
+    assert [Path(f).name for f in open_context(tmp_path).files][:3] == ["a.txt", "app.log.2", "app.log.1"]
