@@ -42,6 +42,7 @@ __all__ = [
     "semantic_subcall_choice",
     "parallel_map",
     "remaining_budget",
+    "fell_back",
     "parse_json",
     "parse_bool",
     "parse_choice",
@@ -264,7 +265,7 @@ def semantic_subcall_json(prompt: str, chunk: str, default: Any = None) -> Any:
     if ok:
         return value
     if default is not None:
-        return _fell_back(copy.deepcopy(default))
+        return fell_back(copy.deepcopy(default))
     raise SubcallParseError(
         f"The model's answer was not JSON: {_excerpt(answer)}. Pass default=... to fall back instead of failing.",
         answer=answer,
@@ -275,7 +276,7 @@ def semantic_subcall_bool(prompt: str, chunk: str, default: bool = False) -> boo
     """Ask a yes/no question; "Yes.", "no, because…", "TRUE" all read. Anything else is ``default``."""
     answer = _ask("bool", prompt, chunk, suffix=_BOOL_SUFFIX, dry_answer="yes" if default else "no")
     value = parse_bool(answer)
-    return _fell_back(default) if value is None else value
+    return fell_back(default) if value is None else value
 
 
 def semantic_subcall_choice(prompt: str, chunk: str, choices: Sequence[str], default: str | None = None) -> str:
@@ -292,7 +293,7 @@ def semantic_subcall_choice(prompt: str, chunk: str, choices: Sequence[str], def
     if picked is not None:
         return picked
     if default is not None:
-        return _fell_back(default)
+        return fell_back(default)
     raise SubcallParseError(
         f"The model's answer {_excerpt(answer)} names none, or more than one, of {options}. "
         "Pass default=... to fall back instead of failing.",
@@ -300,8 +301,12 @@ def semantic_subcall_choice(prompt: str, chunk: str, choices: Sequence[str], def
     )
 
 
-def _fell_back(default: T) -> T:
-    """Count an answer that did not read, so a run that quietly returned defaults says so."""
+def fell_back(default: T) -> T:
+    """Count an answer that did not read as the task asked (``answers_defaulted``), and return ``default``.
+
+    The typed subcalls do this themselves; a task that checks an answer further (a value outside its
+    vocabulary) calls it so that the run says so instead of dropping the answer in silence.
+    """
     run = run_of_this_thread()
     if run is not None:
         run.count(answers_defaulted=1)

@@ -31,7 +31,7 @@ from rlm.context_access import (
     context_tail,
 )
 from rlm.runtime import publish
-from rlm.subcalls import parallel_map, semantic_subcall, semantic_subcall_json
+from rlm.subcalls import fell_back, parallel_map, semantic_subcall, semantic_subcall_json
 
 # ======================================================================================
 # find_errors_in_log: every problem line counted by kind; the model explains a few kinds
@@ -49,6 +49,10 @@ MAX_LINE_TEXT = 500
 # A whole line holding a problem word; it cannot cross a newline, so RE2 scans it in linear time.
 LOG_PROBLEM_LINES = r"(?i)[^\n]*\b(?:error|exception|fatal|critical|traceback|panic)\b[^\n]*"
 SEVERITIES = ["critical", "error", "warning", "info"]
+# Words models use for the same levels: read as the nearest severity rather than dropped.
+SEVERITY_SYNONYMS = {"fatal": "critical", "severe": "critical", "emergency": "critical", "high": "error",
+                     "major": "error", "err": "error", "medium": "warning", "moderate": "warning", "warn": "warning",
+                     "low": "info", "minor": "info", "notice": "info", "debug": "info"}
 
 
 def find_errors_in_log(context: Context) -> dict[str, Any]:
@@ -209,11 +213,17 @@ def _explain(context: Context, kind: _Kind, finding: dict[str, Any]) -> bool:
         window,
         default={},
     )
-    severity = str(answer.get("severity", "")).strip().lower() if isinstance(answer, dict) else ""
+    said = str(answer.get("severity", "")).strip().lower() if isinstance(answer, dict) else ""
     summary = str(answer.get("summary", "")).strip() if isinstance(answer, dict) else ""
-    if severity not in SEVERITIES or not summary:
-        return False  # the model's answer did not read: left unclassified rather than guessed
-    finding.update(severity=severity, summary=summary[:300], window=[window.start, window.end])
+    severity = SEVERITY_SYNONYMS.get(said, said)
+    if not summary and severity not in SEVERITIES:
+        return False  # nothing read (semantic_subcall_json counted the default): left unclassified
+    if severity not in SEVERITIES:  # a summary, but a severity outside the vocabulary: kept, and counted
+        fell_back(None)
+        finding.update(severity=None, severity_answer=said[:50], summary=summary[:300] or None,
+                       window=[window.start, window.end])
+        return True
+    finding.update(severity=severity, summary=summary[:300] or None, window=[window.start, window.end])
     return True
 
 

@@ -250,3 +250,19 @@ def test_the_model_work_is_bounded_whatever_the_size(llm: LoopbackServer, tmp_pa
     make_document(doc, size=size)
     result = run_task(analyze_document, doc, GuardConfig(dry_run=True))
     assert result["budget_summary"]["dry_run"]["subcalls"] <= 9
+
+
+def test_a_severity_outside_the_vocabulary_is_read_as_its_synonym_or_named_and_counted(llm: LoopbackServer,
+                                                                                       tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_text("10:00 INFO up\n10:01 ERROR disk full on /var\n10:02 FATAL kernel panic\n")
+    words = {"disk": "high", "kernel": "apocalyptic"}
+    llm.responder = lambda body: json.dumps({
+        "severity": next(w for k, w in words.items() if k in body["messages"][1]["content"].split("Excerpt")[0]),
+        "summary": "Something broke."})
+    result = run_task(find_errors_in_log, log)
+    by_text = {f["example"]["text"].split()[-1]: f for f in result["result"]["findings"]}
+    assert by_text["/var"]["severity"] == "error"  # "high" is a synonym
+    panic = by_text["panic"]
+    assert panic["severity"] is None and panic["severity_answer"] == "apocalyptic" and panic["summary"]
+    assert result["budget_summary"]["answers_defaulted"] == 1  # named, never dropped in silence
