@@ -52,6 +52,20 @@ class Endpoint:
         """The server, for messages: its base URL without credentials, or OpenAI."""
         return without_credentials(self.base_url) or "OpenAI"
 
+    @property
+    def is_local(self) -> bool:
+        """Whether the server is on this machine (a refused connection there will not heal by retrying)."""
+        import ipaddress
+        from urllib.parse import urlsplit
+
+        host = (urlsplit(self.base_url).hostname or "") if self.base_url else ""
+        if host == "localhost" or host.endswith(".localhost"):
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
+
     def problem(self) -> str | None:
         """Why requests cannot be made with these API settings, or None."""
         key, base = self.api_key, self.base_url

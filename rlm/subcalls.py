@@ -200,7 +200,9 @@ def _call_model(run: Run, messages: Messages, counted: int, json_mode: bool) -> 
         # A server that refuses an option gets the request again without it, for this and later calls.
         if endpoint.learn_refusal(request, report.status_code, report.problem):
             continue
-        retryable = should_retry(report.status_code, report.headers)
+        # A refused connection to this machine means nothing listens there: retrying cannot help.
+        refused_here = not report.sent and endpoint.is_local
+        retryable = should_retry(report.status_code, report.headers) and not refused_here
         if not retryable or retries >= cfg.max_retries:
             run.count(failed_calls=1)
             raise SubcallError(_failure_message(run, report, retries, retryable),
@@ -213,6 +215,9 @@ def _call_model(run: Run, messages: Messages, counted: int, json_mode: bool) -> 
 
 def _failure_message(run: Run, report: AttemptReport, retries: int, retryable: bool) -> str:
     status = report.status_code
+    if not report.sent and run.endpoint.is_local:
+        return (f"Nothing answers at {run.endpoint.where} (connection refused): start the model server, or check "
+                "OPENAI_BASE_URL's host and port.")
     if retryable:
         times = "once" if retries == 0 else f"{retries + 1} times in a row"
         if report.problem == EMPTY_STREAM:

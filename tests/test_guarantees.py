@@ -596,3 +596,18 @@ def test_a_log_truncated_while_it_is_read_is_named_and_what_was_published_is_kep
     assert str(log) in ran.result["error"] and "truncated while it was read" in ran.result["error"]
     assert ran.result["result"] == {"seen": ["ok"]}
     assert ran.result["budget_summary"]["total_calls"] == 2
+
+
+def test_a_refused_connection_to_this_machine_fails_at_once_saying_so(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = GuardConfig(base_url=f"http://127.0.0.1:{port}/v1", model="gpt-4o-mini", api_key="sk-x-0123456789")
+    started = time.monotonic()
+    result = run_task(lambda ctx: parallel_map(lambda i: semantic_subcall("q", context_head(ctx, 5)), range(8)),
+                      "some text", config)
+    assert time.monotonic() - started < 3.0  # not 15 s of retries
+    assert result["status"] == "error" and "Nothing answers at http://127.0.0.1" in result["error"]
+    assert result["budget_summary"]["retries"] == 0 and result["budget_summary"]["total_cost_usd"] == 0
