@@ -98,6 +98,7 @@ def test_remote_scan_benchmark(bench: Callable[..., str], tmp_path: Path, s3_ser
 
 
 def test_mcp_exploration_benchmark(bench: Callable[..., str], tmp_path: Path) -> None:
+    pytest.importorskip("mcp", reason='the MCP benchmark needs pip install "rlm[mcp]"')
     out = bench("mcp_exploration.py", "--size", "256K", "--dir", str(tmp_path))
     assert "| describe(log)" in out and "| run_task(log, 'find_errors_in_log')" in out
     assert "total the agent received" in out and "`grep ERROR`" in out and ": met." in out

@@ -18,8 +18,10 @@ from typing import Any
 import anyio
 import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
-from mcp import ClientSession, StdioServerParameters
-from mcp.client.stdio import stdio_client
+
+pytest.importorskip("mcp", reason='the MCP tests need pip install "rlm[mcp]" (requirements-dev.txt has it)')
+from mcp import ClientSession, StdioServerParameters  # noqa: E402
+from mcp.client.stdio import stdio_client  # noqa: E402
 
 from rlm.loopback import LoopbackServer, Reply
 from rlm.trace import read_runs
