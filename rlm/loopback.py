@@ -290,6 +290,7 @@ class LoopbackServer:
                 for k, v in (headers or {}).items():
                     self.send_header(k, v)
                 self.end_headers()
+                server._done(self)  # before the last byte: a client that has it may send its next request at once
                 self.wfile.write(data)
 
             def do_GET(self) -> None:
@@ -302,7 +303,7 @@ class LoopbackServer:
                     else:
                         self._send_json(404, {"error": {"message": f"no route {self.path}"}})
                 finally:
-                    server._done()
+                    server._done(self)
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -320,21 +321,26 @@ class LoopbackServer:
                 except (BrokenPipeError, ConnectionResetError, _ClientGone):
                     self.close_connection = True
                 finally:
-                    server._done()
+                    server._done(self)
 
         return Handler
 
     def _record(self, handler: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
         with self._lock:
             st = self._state
+            handler._rlm_done = False  # type: ignore[attr-defined]  # a kept-alive connection serves many requests
             st.in_flight += 1
             st.max_in_flight = max(st.max_in_flight, st.in_flight)
             headers = {k.lower(): v for k, v in handler.headers.items()}
             st.requests.append(RecordedRequest(handler.command, handler.path, body, headers, time.monotonic(),
                                                st.in_flight))
 
-    def _done(self) -> None:
+    def _done(self, handler: Any) -> None:
+        """This request is no longer in flight (once per request, however often it is said)."""
         with self._lock:
+            if getattr(handler, "_rlm_done", False):
+                return
+            handler._rlm_done = True
             self._state.in_flight -= 1
 
     def _sleep(self, seconds: float) -> None:
@@ -495,8 +501,11 @@ class LoopbackServer:
                 final["choices"] = []
                 final["usage"] = usage
                 emit(final)
+            if batch is None:
+                self._done(h)  # before the last event: see _send_json
             emit("[DONE]")
             if batch is not None:
+                self._done(h)
                 self._write_raw(h, "".join(batch).encode())
             self._end_events(h)
         except _ClientGone:
