@@ -121,7 +121,7 @@ def validate_base_url(url: str, *, where: str) -> str:
     shown = without_credentials(url)
     try:
         parts = urlsplit(url)
-        port = parts.port  # raises for a port out of range
+        parts.port  # noqa: B018  # reading it raises for a port out of range
     except ValueError as exc:
         raise ConfigError(f"{where} is not a valid URL ({exc}): {shown!r}. Use e.g. http://127.0.0.1:8080/v1.") \
             from None
@@ -130,7 +130,6 @@ def validate_base_url(url: str, *, where: str) -> str:
                           "e.g. http://127.0.0.1:11434/v1 for Ollama.")
     if not parts.hostname:
         raise ConfigError(f"{where} names no host (got {shown!r}); e.g. http://127.0.0.1:8080/v1.")
-    del port
     return url
 
 

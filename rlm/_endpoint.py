@@ -91,7 +91,7 @@ class Endpoint:
                 self._transport = Transport(api_key=self.api_key, base_url=self.base_url)
             return self._transport
 
-    def resolve_model(self, timeout: float, on_adopt: Callable[[str], None] | None = None) -> str:
+    def resolve_model(self, timeout: float, on_adopt: Callable[[str], object] | None = None) -> str:
         """The model to ask: the configured one, else the server's only one (asked once).
 
         ``on_adopt`` is told the model the server named before it is used (the budget prices it there, and
@@ -128,7 +128,7 @@ class Endpoint:
             if self.model is None:
                 self.model, self.assumed = model, True
 
-    def confirm_model(self, timeout: float, on_adopt: Callable[[str], None] | None = None) -> bool:
+    def confirm_model(self, timeout: float, on_adopt: Callable[[str], object] | None = None) -> bool:
         """Check an assumed model against the server (once); True if the server now serves another one."""
         transport = self.transport()
         with self._lock:

@@ -821,7 +821,7 @@ def _resolve_model(config: GuardConfig) -> GuardConfig:
             return config
         try:
             # The server's model must have a known price (or prices set): ConfigError, exit 2, before any work.
-            model = endpoint.resolve_model(timeout=10.0, on_adopt=lambda name: None if config.pricing(name) else None)
+            model = endpoint.resolve_model(timeout=10.0, on_adopt=config.pricing)
         except SubcallError as exc:
             need = "the model's price" if config.dry_run else "a model"
             _fail(f"{exc} A run needs {need}.")
